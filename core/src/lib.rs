@@ -1,0 +1,3 @@
+//! What the Herald services (api-server, processor, operator) share.
+
+pub mod telemetry;
