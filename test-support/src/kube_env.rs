@@ -23,7 +23,8 @@ pub async fn kube_client() -> Client {
         .await
         .unwrap_or_else(|e| unreachable_component("kube", &target, e));
     let server = config.cluster_url.to_string();
-    let client = Client::try_from(config).unwrap_or_else(|e| unreachable_component("kube", &server, e));
+    let client =
+        Client::try_from(config).unwrap_or_else(|e| unreachable_component("kube", &server, e));
     tokio::time::timeout(Duration::from_secs(10), client.apiserver_version())
         .await
         .unwrap_or_else(|_| unreachable_component("kube", &server, "timed out after 10 s"))

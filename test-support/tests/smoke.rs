@@ -65,7 +65,9 @@ async fn kafka_produces_and_a_group_consumes_and_commits() {
         let payload = format!("message-{i}");
         producer
             .send(
-                FutureRecord::to(&topic.name).key("same-key").payload(&payload),
+                FutureRecord::to(&topic.name)
+                    .key("same-key")
+                    .payload(&payload),
                 Duration::from_secs(10),
             )
             .await
