@@ -1,3 +1,7 @@
 //! What the Herald services (api-server, processor, operator) share.
 
+pub mod db;
+pub mod event;
+pub mod fanout;
+pub mod notification;
 pub mod telemetry;

@@ -1,0 +1,132 @@
+//! The database: PostgreSQL in production, an embedded SQLite file when no server is
+//! configured. One set of queries serves both through sqlx's `Any` driver; only the migrations
+//! differ (in `core/migrations/<backend>`).
+
+mod events;
+mod notifications;
+mod rows;
+
+pub use events::{EventsPage, ReplayWindow};
+pub use notifications::{Created, ListQuery, RequestFingerprint};
+
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor};
+
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("unsupported database URL {0:?}: use postgres://... or sqlite://...")]
+    UnsupportedUrl(String),
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("running database migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored row is corrupt: {0}")]
+    Corrupt(String),
+    #[error("Idempotency-Key {0:?} was already used for a different request")]
+    IdempotencyKeyReused(String),
+}
+
+impl DbError {
+    /// True when the database could not be reached (as opposed to a bad query or row), so a
+    /// caller should retry later rather than give up on the work.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Self::Sqlx(
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::WorkerCrashed
+            )
+        ) || matches!(self, Self::Sqlx(sqlx::Error::Database(e)) if e.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08")))
+    }
+}
+
+/// A pool of connections to the platform's database.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Db {
+    /// Connects to `url`: `postgres://...`, or `sqlite://PATH` (created when missing).
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbError> {
+        install_default_drivers();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(DbError::UnsupportedUrl(url.to_owned()));
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                let separator = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{separator}mode=rwc")
+            }
+            _ => url.to_owned(),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |connection, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // Readers do not block the writer; concurrent writers wait their turn.
+                        connection.execute("PRAGMA journal_mode = WAL").await?;
+                        connection.execute("PRAGMA busy_timeout = 10000").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        Ok(Self { pool, backend })
+    }
+
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        match self.backend {
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// A cheap round trip, for readiness checks.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// Microseconds since the Unix epoch: how the schema stores times.
+pub(crate) fn to_micros(time: chrono::DateTime<chrono::Utc>) -> i64 {
+    time.timestamp_micros()
+}
+
+pub(crate) fn from_micros(micros: i64) -> Result<chrono::DateTime<chrono::Utc>, DbError> {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .ok_or_else(|| DbError::Corrupt(format!("time {micros} is out of range")))
+}

@@ -1,0 +1,227 @@
+//! Creating, listing and reading notifications.
+
+use chrono::Utc;
+use sqlx::AssertSqlSafe;
+use uuid::Uuid;
+
+use super::rows::{NOTIFICATION_COLUMNS, NotificationRow};
+use super::{Db, DbError, to_micros};
+use crate::event::{Event, EventType};
+use crate::notification::{NewNotification, Notification, NotificationType, Status};
+
+/// An `Idempotency-Key` and a digest of the request it came with.
+#[derive(Debug, Clone)]
+pub struct RequestFingerprint {
+    pub key: String,
+    pub request_hash: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub notification: Notification,
+    /// The `notification.created` event; `None` when `replayed`.
+    pub event: Option<Event>,
+    /// True when an earlier request with the same Idempotency-Key created it.
+    pub replayed: bool,
+}
+
+/// Which notifications to list: newest first, at most `limit`, older than `before_sequence`.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub limit: u32,
+    pub before_sequence: Option<i64>,
+    pub kind: Option<NotificationType>,
+    pub user_id: Option<String>,
+}
+
+impl Db {
+    /// Stores a notification and its `notification.created` event in one transaction; the
+    /// event stays unpublished until the outbox relay has handed it to Kafka.
+    pub async fn create_notification(
+        &self,
+        new: &NewNotification,
+        idempotency: Option<&RequestFingerprint>,
+        traceparent: Option<&str>,
+    ) -> Result<Created, DbError> {
+        let now = Utc::now();
+        let micros = to_micros(now);
+        let id = Uuid::now_v7();
+        let event_id = Uuid::now_v7();
+        let mut tx = self.pool().begin().await?;
+
+        if let Some(fingerprint) = idempotency {
+            // Claim the key first: a concurrent request with the same key waits on this row
+            // and then finds it taken.
+            let claimed = sqlx::query(
+                "INSERT INTO idempotency_keys (key, request_hash, notification_id, created_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(&fingerprint.key)
+            .bind(&fingerprint.request_hash)
+            .bind(id.to_string())
+            .bind(micros)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if claimed == 0 {
+                tx.rollback().await?;
+                return self.replay_idempotent(fingerprint).await;
+            }
+        }
+
+        let payload = serde_json::json!({
+            "message": new.message,
+            "type": new.kind,
+            "userId": new.user_id,
+            "metadata": new.metadata,
+        })
+        .to_string();
+        let sequence: i64 = sqlx::query_scalar(
+            "INSERT INTO events (id, notification_id, type, occurred_at, payload, traceparent) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING sequence",
+        )
+        .bind(event_id.to_string())
+        .bind(id.to_string())
+        .bind(EventType::Created.as_str())
+        .bind(micros)
+        .bind(payload)
+        .bind(traceparent)
+        .fetch_one(&mut *tx)
+        .await?;
+
+        let metadata = new
+            .metadata
+            .as_ref()
+            .map(|m| serde_json::Value::Object(m.clone()).to_string());
+        sqlx::query(
+            "INSERT INTO notifications \
+             (id, sequence, message, type, user_id, metadata, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        )
+        .bind(id.to_string())
+        .bind(sequence)
+        .bind(&new.message)
+        .bind(new.kind.as_str())
+        .bind(new.user_id.as_deref())
+        .bind(metadata)
+        .bind(Status::Pending.as_str())
+        .bind(micros)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+
+        // Times are stored with microsecond precision; answer with what a later read returns.
+        let stored_time = super::from_micros(micros)?;
+        let notification = Notification {
+            id,
+            sequence,
+            message: new.message.clone(),
+            kind: new.kind,
+            user_id: new.user_id.clone(),
+            metadata: new.metadata.clone(),
+            status: Status::Pending,
+            created_at: stored_time,
+            updated_at: stored_time,
+        };
+        let event = Event {
+            id: event_id,
+            sequence,
+            kind: EventType::Created,
+            notification_id: id,
+            occurred_at: stored_time,
+            notification: notification.clone(),
+        };
+        Ok(Created {
+            notification,
+            event: Some(event),
+            replayed: false,
+        })
+    }
+
+    async fn replay_idempotent(
+        &self,
+        fingerprint: &RequestFingerprint,
+    ) -> Result<Created, DbError> {
+        let (request_hash, notification_id): (String, String) = sqlx::query_as(
+            "SELECT request_hash, notification_id FROM idempotency_keys WHERE key = $1",
+        )
+        .bind(&fingerprint.key)
+        .fetch_one(self.pool())
+        .await?;
+        if request_hash != fingerprint.request_hash {
+            return Err(DbError::IdempotencyKeyReused(fingerprint.key.clone()));
+        }
+        let id = Uuid::parse_str(&notification_id).map_err(|_| {
+            DbError::Corrupt(format!("idempotency key notification {notification_id:?}"))
+        })?;
+        let notification = self.notification(id).await?.ok_or_else(|| {
+            DbError::Corrupt(format!(
+                "idempotency key {:?} names a missing notification",
+                fingerprint.key
+            ))
+        })?;
+        Ok(Created {
+            notification,
+            event: None,
+            replayed: true,
+        })
+    }
+
+    pub async fn notification(&self, id: Uuid) -> Result<Option<Notification>, DbError> {
+        let row: Option<NotificationRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {NOTIFICATION_COLUMNS} FROM notifications n WHERE n.id = $1"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(Notification::try_from).transpose()
+    }
+
+    /// Newest first.
+    pub async fn list_notifications(
+        &self,
+        query: &ListQuery,
+    ) -> Result<Vec<Notification>, DbError> {
+        let mut conditions = Vec::new();
+        let mut next = 1;
+        let mut placeholder = || {
+            let p = format!("${next}");
+            next += 1;
+            p
+        };
+        if query.before_sequence.is_some() {
+            conditions.push(format!("n.sequence < {}", placeholder()));
+        }
+        if query.kind.is_some() {
+            conditions.push(format!("n.type = {}", placeholder()));
+        }
+        if query.user_id.is_some() {
+            conditions.push(format!("n.user_id = {}", placeholder()));
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {NOTIFICATION_COLUMNS} FROM notifications n {filter} \
+             ORDER BY n.sequence DESC LIMIT {}",
+            placeholder()
+        );
+        let mut select = sqlx::query_as::<_, NotificationRow>(AssertSqlSafe(sql));
+        if let Some(before) = query.before_sequence {
+            select = select.bind(before);
+        }
+        if let Some(kind) = query.kind {
+            select = select.bind(kind.as_str());
+        }
+        if let Some(user) = &query.user_id {
+            select = select.bind(user.clone());
+        }
+        let rows = select
+            .bind(i64::from(query.limit))
+            .fetch_all(self.pool())
+            .await?;
+        rows.into_iter().map(Notification::try_from).collect()
+    }
+}

@@ -1,0 +1,177 @@
+//! The store on the real PostgreSQL of the test environment and on an embedded SQLite file:
+//! both backends must behave the same.
+
+use herald_core::db::{Db, ListQuery, RequestFingerprint};
+use herald_core::event::EventType;
+use herald_core::notification::{NewNotification, NotificationType, Status};
+
+async fn postgres() -> Db {
+    let database = test_support::test_database().await;
+    let db = Db::connect(&database.url, 5).await.expect("connect");
+    db.migrate().await.expect("migrate");
+    db
+}
+
+async fn sqlite(dir: &tempfile::TempDir) -> Db {
+    let url = format!("sqlite://{}", dir.path().join("herald.db").display());
+    let db = Db::connect(&url, 4).await.expect("connect");
+    db.migrate().await.expect("migrate");
+    db
+}
+
+fn new(message: &str, kind: NotificationType, user: Option<&str>) -> NewNotification {
+    NewNotification::new(message.into(), kind, user.map(Into::into), None).expect("valid")
+}
+
+async fn creates_lists_and_replays(db: Db) {
+    let first = db
+        .create_notification(&new("one", NotificationType::Info, None), None, None)
+        .await
+        .expect("create");
+    let second = db
+        .create_notification(
+            &new("two", NotificationType::Error, Some("alice")),
+            None,
+            Some("00-abc-def-01"),
+        )
+        .await
+        .expect("create");
+    assert!(second.notification.sequence > first.notification.sequence);
+    assert_eq!(first.notification.status, Status::Pending);
+    let event = first.event.clone().expect("event");
+    assert_eq!(event.kind, EventType::Created);
+    assert_eq!(event.sequence, first.notification.sequence);
+
+    let read = db
+        .notification(first.notification.id)
+        .await
+        .expect("get")
+        .expect("found");
+    assert_eq!(read, first.notification);
+
+    let all = db
+        .list_notifications(&ListQuery {
+            limit: 50,
+            ..ListQuery::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(
+        all,
+        [second.notification.clone(), first.notification.clone()]
+    );
+    let page = db
+        .list_notifications(&ListQuery {
+            limit: 50,
+            before_sequence: Some(second.notification.sequence),
+            ..ListQuery::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(page, [first.notification.clone()]);
+    let errors = db
+        .list_notifications(&ListQuery {
+            limit: 50,
+            kind: Some(NotificationType::Error),
+            user_id: Some("alice".into()),
+            ..ListQuery::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(errors, [second.notification.clone()]);
+
+    let replay = db
+        .events_after(first.notification.sequence, None, 10)
+        .await
+        .expect("replay");
+    assert_eq!(replay.events.len(), 1);
+    assert!(!replay.more);
+    assert_eq!(replay.events[0].notification, second.notification);
+    // A user's stream carries broadcasts and what is addressed to that user only.
+    let bob = db.events_after(0, Some("bob"), 10).await.expect("replay");
+    assert_eq!(bob.events.len(), 1);
+    assert_eq!(bob.events[0].notification.id, first.notification.id);
+    let limited = db.events_after(0, None, 1).await.expect("replay");
+    assert!(limited.more);
+
+    let window = db.replay_window().await.expect("window");
+    assert_eq!(window.oldest, Some(first.notification.sequence));
+    assert_eq!(window.latest, Some(second.notification.sequence));
+}
+
+async fn idempotency_key_returns_the_first_result(db: Db) {
+    let key = RequestFingerprint {
+        key: "k-1".into(),
+        request_hash: "h-1".into(),
+    };
+    let first = db
+        .create_notification(
+            &new("once", NotificationType::Success, None),
+            Some(&key),
+            None,
+        )
+        .await
+        .expect("create");
+    let again = db
+        .create_notification(
+            &new("once", NotificationType::Success, None),
+            Some(&key),
+            None,
+        )
+        .await
+        .expect("retry");
+    assert!(again.replayed);
+    assert!(again.event.is_none());
+    assert_eq!(again.notification, first.notification);
+    let other_body = RequestFingerprint {
+        key: "k-1".into(),
+        request_hash: "h-2".into(),
+    };
+    let error = db
+        .create_notification(
+            &new("different", NotificationType::Success, None),
+            Some(&other_body),
+            None,
+        )
+        .await
+        .expect_err("a reused key with another body is refused");
+    assert!(error.to_string().contains("k-1"), "{error}");
+    let all = db
+        .list_notifications(&ListQuery {
+            limit: 10,
+            ..ListQuery::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(all.len(), 1, "a retried request creates nothing new");
+}
+
+#[tokio::test]
+async fn postgres_creates_lists_and_replays() {
+    creates_lists_and_replays(postgres().await).await;
+}
+
+#[tokio::test]
+async fn sqlite_creates_lists_and_replays() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    creates_lists_and_replays(sqlite(&dir).await).await;
+}
+
+#[tokio::test]
+async fn postgres_idempotency_key_returns_the_first_result() {
+    idempotency_key_returns_the_first_result(postgres().await).await;
+}
+
+#[tokio::test]
+async fn sqlite_idempotency_key_returns_the_first_result() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    idempotency_key_returns_the_first_result(sqlite(&dir).await).await;
+}
+
+#[tokio::test]
+async fn an_unknown_url_scheme_is_refused() {
+    let error = Db::connect("mysql://localhost/x", 1)
+        .await
+        .expect_err("refused");
+    assert!(error.to_string().contains("postgres://"), "{error}");
+}
