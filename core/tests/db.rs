@@ -68,7 +68,7 @@ async fn creates_lists_and_replays(db: Db) {
         })
         .await
         .expect("list");
-    assert_eq!(page, [first.notification.clone()]);
+    assert_eq!(page, std::slice::from_ref(&first.notification));
     let errors = db
         .list_notifications(&ListQuery {
             limit: 50,
@@ -78,7 +78,7 @@ async fn creates_lists_and_replays(db: Db) {
         })
         .await
         .expect("list");
-    assert_eq!(errors, [second.notification.clone()]);
+    assert_eq!(errors, std::slice::from_ref(&second.notification));
 
     let replay = db
         .events_after(first.notification.sequence, None, 10)
