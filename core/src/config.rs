@@ -1,0 +1,73 @@
+//! Connection settings shared by the api-server and the processor, from flags or environment.
+
+use clap::Args;
+
+/// Where the platform keeps its data.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL URL (postgres://user:pass@host/db). The api-server, when unset, uses an
+    /// embedded SQLite file instead (see --data-dir).
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Connections in the database pool.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 20)]
+    pub database_max_connections: u32,
+}
+
+/// Redis: the list cache and the fan-out between replicas.
+#[derive(Debug, Clone, Args)]
+pub struct RedisArgs {
+    /// Redis URL (redis://host:6379). Unset: in-process cache and fan-out (one replica only).
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Pub/sub channel that carries events to every api-server replica.
+    #[arg(long, env = "FANOUT_CHANNEL", default_value = "herald:events")]
+    pub fanout_channel: String,
+}
+
+/// Kafka: where events are published and consumed.
+#[derive(Debug, Clone, Args)]
+pub struct KafkaArgs {
+    /// Bootstrap brokers, comma-separated (host:9092,host2:9092). Unset: events are processed
+    /// in-process (embedded mode).
+    #[arg(long, env = "KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+
+    /// Topic of notification events.
+    #[arg(
+        long,
+        env = "KAFKA_NOTIFICATIONS_TOPIC",
+        default_value = "herald.notifications"
+    )]
+    pub notifications_topic: String,
+
+    /// Dead-letter topic for records the processor cannot handle.
+    #[arg(
+        long,
+        env = "KAFKA_DEAD_LETTER_TOPIC",
+        default_value = "herald.notifications.dlq"
+    )]
+    pub dead_letter_topic: String,
+
+    /// Extra librdkafka settings as key=value, comma-separated, e.g.
+    /// `security.protocol=SSL` for MSK with TLS.
+    #[arg(long, env = "KAFKA_PROPERTIES", value_delimiter = ',')]
+    pub kafka_properties: Vec<String>,
+}
+
+impl KafkaArgs {
+    /// A librdkafka configuration with the brokers and the extra properties applied.
+    pub fn client_config(&self, brokers: &str) -> Result<rdkafka::ClientConfig, String> {
+        let mut config = rdkafka::ClientConfig::new();
+        config.set("bootstrap.servers", brokers);
+        for property in &self.kafka_properties {
+            let (key, value) = property
+                .split_once('=')
+                .ok_or_else(|| format!("KAFKA_PROPERTIES entry {property:?} is not key=value"))?;
+            config.set(key.trim(), value.trim());
+        }
+        Ok(config)
+    }
+}
