@@ -9,12 +9,14 @@
 mod kafka;
 mod kube_env;
 mod postgres;
+mod private;
 mod redis_env;
 mod settings;
 
 pub use kafka::{KafkaTopic, kafka_topic};
 pub use kube_env::{KubeNamespace, kube_client, kube_namespace};
 pub use postgres::{TestDatabase, test_database};
+pub use private::PrivateEnv;
 pub use redis_env::{TestRedis, test_redis};
 pub use settings::{Settings, settings};
 

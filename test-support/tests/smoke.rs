@@ -182,3 +182,39 @@ async fn kube_applies_a_crd_and_watches_its_objects() {
         .expect_err("an invalid widget is rejected");
     assert!(error.to_string().contains("spec.size"), "{error}");
 }
+
+/// A private Redis can be stopped and restarted without touching the shared one.
+#[tokio::test]
+async fn a_private_component_stops_and_restarts() {
+    let private = tokio::task::spawn_blocking(|| test_support::PrivateEnv::start(&["redis"]))
+        .await
+        .expect("start");
+    let url = private.var("REDIS_URL").to_owned();
+    assert_ne!(url, test_support::settings().redis_url);
+    let ping = |url: String| async move {
+        let client = redis::Client::open(url).expect("url");
+        let mut connection = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await
+    };
+    assert_eq!(ping(url.clone()).await.expect("ping"), "PONG");
+    let private = tokio::task::spawn_blocking(move || {
+        private.stop("redis");
+        private
+    })
+    .await
+    .expect("stop");
+    assert!(
+        ping(url.clone()).await.is_err(),
+        "a stopped Redis refuses connections"
+    );
+    let private = tokio::task::spawn_blocking(move || {
+        private.restart("redis");
+        private
+    })
+    .await
+    .expect("restart");
+    assert_eq!(ping(url).await.expect("ping after restart"), "PONG");
+    drop(private);
+}
