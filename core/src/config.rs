@@ -5,8 +5,8 @@ use clap::Args;
 /// Where the platform keeps its data.
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
-    /// PostgreSQL URL (postgres://user:pass@host/db). The api-server, when unset, uses an
-    /// embedded SQLite file instead (see --data-dir).
+    /// Database URL: postgres://user:pass@host/db, or sqlite://PATH for an embedded file.
+    /// The api-server falls back to an embedded SQLite file when it is unset.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
 
@@ -18,7 +18,8 @@ pub struct DatabaseArgs {
 /// Redis: the list cache and the fan-out between replicas.
 #[derive(Debug, Clone, Args)]
 pub struct RedisArgs {
-    /// Redis URL (redis://host:6379). Unset: in-process cache and fan-out (one replica only).
+    /// Redis URL (redis://host:6379). The api-server, when it is unset, keeps its cache and
+    /// fan-out in process (one replica only).
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
 
@@ -30,8 +31,8 @@ pub struct RedisArgs {
 /// Kafka: where events are published and consumed.
 #[derive(Debug, Clone, Args)]
 pub struct KafkaArgs {
-    /// Bootstrap brokers, comma-separated (host:9092,host2:9092). Unset: events are processed
-    /// in-process (embedded mode).
+    /// Bootstrap brokers, comma-separated (host:9092,host2:9092). The api-server, when it is
+    /// unset, hands events to the processor's logic in its own process (embedded mode).
     #[arg(long, env = "KAFKA_BROKERS")]
     pub kafka_brokers: Option<String>,
 

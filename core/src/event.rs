@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::notification::{Notification, Status};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum EventType {
     #[serde(rename = "notification.created")]
     Created,
@@ -45,7 +45,7 @@ impl EventType {
 /// One entry of the event log. The payload is the whole notification as it is after the
 /// event, so a consumer or a reconnecting client needs nothing else, and replaying the events
 /// of a notification in sequence order rebuilds its state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     pub id: Uuid,

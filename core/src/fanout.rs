@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -77,16 +76,27 @@ impl Fanout {
     /// Sends an event to every replica's subscribers. In Redis mode this process's own
     /// subscribers receive it back through the channel, like everyone else's.
     pub async fn publish(&self, event: &Event) -> Result<(), FanoutError> {
+        self.publish_all(std::slice::from_ref(event)).await
+    }
+
+    /// Sends several events in one round trip to Redis.
+    pub async fn publish_all(&self, events: &[Event]) -> Result<(), FanoutError> {
         match &self.redis {
             None => {
-                // No subscriber is not an error: nobody is listening right now.
-                let _ = self.local.send(FanoutItem::Event(Arc::new(event.clone())));
+                for event in events {
+                    // No subscriber is not an error: nobody is listening right now.
+                    let _ = self.local.send(FanoutItem::Event(Arc::new(event.clone())));
+                }
                 Ok(())
             }
             Some(side) => {
-                let payload = serde_json::to_string(event).map_err(FanoutError::Encode)?;
+                let mut pipe = redis::pipe();
+                for event in events {
+                    let payload = serde_json::to_string(event).map_err(FanoutError::Encode)?;
+                    pipe.publish(&side.channel, payload).ignore();
+                }
                 let mut connection = side.connection.clone();
-                let _: i64 = connection.publish(&side.channel, payload).await?;
+                let () = pipe.query_async(&mut connection).await?;
                 Ok(())
             }
         }
@@ -94,6 +104,10 @@ impl Fanout {
 
     pub fn subscribe(&self) -> broadcast::Receiver<FanoutItem> {
         self.local.subscribe()
+    }
+
+    pub fn is_redis(&self) -> bool {
+        self.redis.is_some()
     }
 
     /// Whether the Redis side answers (always true in process), for readiness checks.

@@ -4,5 +4,7 @@ pub mod config;
 pub mod db;
 pub mod event;
 pub mod fanout;
+pub mod jobs;
 pub mod notification;
+pub mod processing;
 pub mod telemetry;

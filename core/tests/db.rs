@@ -1,7 +1,7 @@
 //! The store on the real PostgreSQL of the test environment and on an embedded SQLite file:
 //! both backends must behave the same.
 
-use herald_core::db::{Db, ListQuery, RequestFingerprint};
+use herald_core::db::{Db, ListQuery, NewEntry, RequestFingerprint};
 use herald_core::event::EventType;
 use herald_core::notification::{NewNotification, NotificationType, Status};
 
@@ -174,4 +174,76 @@ async fn an_unknown_url_scheme_is_refused() {
         .await
         .expect_err("refused");
     assert!(error.to_string().contains("postgres://"), "{error}");
+}
+
+async fn creates_a_batch_in_one_transaction(db: Db) {
+    let news: Vec<NewNotification> = (0..100)
+        .map(|i| {
+            new(
+                &format!("batch {i}"),
+                NotificationType::Info,
+                (i % 2 == 0).then_some("even"),
+            )
+        })
+        .collect();
+    let entries: Vec<NewEntry<'_>> = news
+        .iter()
+        .map(|new| NewEntry {
+            new,
+            traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        })
+        .collect();
+    let created = db.create_notifications(&entries).await.expect("batch");
+    assert_eq!(created.len(), 100);
+    for (i, (created, new)) in created.iter().zip(&news).enumerate() {
+        assert_eq!(
+            created.notification.message, new.message,
+            "results keep the order of the entries"
+        );
+        let event = created.event.as_ref().expect("event");
+        assert_eq!(event.sequence, created.notification.sequence);
+        if i > 0 {
+            assert_ne!(created.notification.sequence, 0);
+        }
+    }
+    let mut sequences: Vec<i64> = created.iter().map(|c| c.notification.sequence).collect();
+    sequences.sort_unstable();
+    sequences.dedup();
+    assert_eq!(
+        sequences.len(),
+        100,
+        "every notification has its own sequence"
+    );
+    let stored = db
+        .list_notifications(&ListQuery {
+            limit: 500,
+            ..ListQuery::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(stored.len(), 100);
+    let replay = db.events_after(0, None, 500).await.expect("replay");
+    assert_eq!(replay.events.len(), 100);
+    assert_eq!(
+        db.unpublished_count().await.expect("count"),
+        100,
+        "all wait for the relay"
+    );
+    assert!(
+        db.create_notifications(&[])
+            .await
+            .expect("empty")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn postgres_creates_a_batch_in_one_transaction() {
+    creates_a_batch_in_one_transaction(postgres().await).await;
+}
+
+#[tokio::test]
+async fn sqlite_creates_a_batch_in_one_transaction() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    creates_a_batch_in_one_transaction(sqlite(&dir).await).await;
 }

@@ -1,9 +1,9 @@
 //! Reading the event log: replay for reconnecting clients and the outbox for the relay.
 
-use sqlx::AssertSqlSafe;
+use sqlx::{Any, AssertSqlSafe, Transaction};
 
 use super::rows::{EVENT_COLUMNS, EventRow};
-use super::{Db, DbError};
+use super::{Backend, Db, DbError, to_micros};
 use crate::event::Event;
 
 /// The range of sequences the log still holds (older events are removed by the cleanup job).
@@ -71,4 +71,94 @@ impl Db {
             .collect::<Result<_, _>>()?;
         Ok(EventsPage { events, more })
     }
+}
+
+/// Events claimed by the outbox relay: hold the transaction while publishing, then call
+/// [`Db::mark_published`] with it. On PostgreSQL the rows stay locked until then, so several
+/// replicas' relays never publish the same event at once.
+pub struct OutboxBatch {
+    pub transaction: Transaction<'static, Any>,
+    /// Each event with the `traceparent` of the request that created it.
+    pub events: Vec<(Event, Option<String>)>,
+}
+
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    traceparent: Option<String>,
+    #[sqlx(flatten)]
+    event: EventRow,
+}
+
+impl Db {
+    /// Claims up to `limit` unpublished events, oldest first.
+    pub async fn claim_unpublished(&self, limit: u32) -> Result<OutboxBatch, DbError> {
+        let lock = match self.backend() {
+            Backend::Postgres => "FOR UPDATE OF e SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let mut transaction = self.pool().begin().await?;
+        let rows: Vec<OutboxRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT e.traceparent, {EVENT_COLUMNS} FROM events e \
+             JOIN notifications n ON n.id = e.notification_id \
+             WHERE e.published_at IS NULL ORDER BY e.sequence LIMIT $1 {lock}"
+        )))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *transaction)
+        .await?;
+        let events = rows
+            .into_iter()
+            .map(|row| Ok((Event::try_from(row.event)?, row.traceparent)))
+            .collect::<Result<_, DbError>>()?;
+        Ok(OutboxBatch {
+            transaction,
+            events,
+        })
+    }
+
+    /// Marks a claimed batch published and releases it.
+    pub async fn mark_published(&self, batch: OutboxBatch) -> Result<(), DbError> {
+        let OutboxBatch {
+            mut transaction,
+            events,
+        } = batch;
+        let sequences: Vec<i64> = events.iter().map(|(e, _)| e.sequence).collect();
+        mark_sequences_published(&mut transaction, &sequences).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// Marks events published without a claim: for the single in-process relay of embedded
+    /// mode, which must not hold a read transaction on SQLite while it writes elsewhere.
+    pub async fn mark_events_published(&self, sequences: &[i64]) -> Result<(), DbError> {
+        let mut connection = self.pool().acquire().await?;
+        mark_sequences_published(&mut connection, sequences).await
+    }
+
+    /// Events not yet published, for the backlog metric.
+    pub async fn unpublished_count(&self) -> Result<i64, DbError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE published_at IS NULL")
+                .fetch_one(self.pool())
+                .await?,
+        )
+    }
+}
+
+async fn mark_sequences_published(
+    connection: &mut sqlx::AnyConnection,
+    sequences: &[i64],
+) -> Result<(), DbError> {
+    if sequences.is_empty() {
+        return Ok(());
+    }
+    // Sequences are integers we read ourselves, so listing them inline is safe.
+    let list: Vec<String> = sequences.iter().map(i64::to_string).collect();
+    sqlx::query(AssertSqlSafe(format!(
+        "UPDATE events SET published_at = $1 WHERE sequence IN ({})",
+        list.join(",")
+    )))
+    .bind(to_micros(chrono::Utc::now()))
+    .execute(connection)
+    .await?;
+    Ok(())
 }

@@ -3,11 +3,17 @@
 //! differ (in `core/migrations/<backend>`).
 
 mod events;
+mod jobs;
 mod notifications;
 mod rows;
+mod status;
 
-pub use events::{EventsPage, ReplayWindow};
-pub use notifications::{Created, ListQuery, RequestFingerprint};
+pub use events::{EventsPage, OutboxBatch, ReplayWindow};
+pub use jobs::{
+    CleanupCounts, JobRun, JobStatus, ReportCell, ReportSource, UserCounts, UserSummary,
+};
+pub use notifications::{Created, ListQuery, NewEntry, RequestFingerprint};
+pub use status::{StatusDecision, StatusOutcome};
 
 use std::time::Duration;
 

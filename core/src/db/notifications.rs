@@ -34,21 +34,26 @@ pub struct ListQuery {
     pub user_id: Option<String>,
 }
 
+/// A notification to store, with the `traceparent` of the request that asked for it.
+#[derive(Debug, Clone, Copy)]
+pub struct NewEntry<'a> {
+    pub new: &'a NewNotification,
+    pub traceparent: Option<&'a str>,
+}
+
 impl Db {
     /// Stores a notification and its `notification.created` event in one transaction; the
-    /// event stays unpublished until the outbox relay has handed it to Kafka.
+    /// event stays unpublished until the outbox relay has handed it to Kafka. With an
+    /// Idempotency-Key, a retry returns the first result instead.
     pub async fn create_notification(
         &self,
         new: &NewNotification,
         idempotency: Option<&RequestFingerprint>,
         traceparent: Option<&str>,
     ) -> Result<Created, DbError> {
-        let now = Utc::now();
-        let micros = to_micros(now);
         let id = Uuid::now_v7();
-        let event_id = Uuid::now_v7();
+        let micros = to_micros(Utc::now());
         let mut tx = self.pool().begin().await?;
-
         if let Some(fingerprint) = idempotency {
             // Claim the key first: a concurrent request with the same key waits on this row
             // and then finds it taken.
@@ -68,74 +73,32 @@ impl Db {
                 return self.replay_idempotent(fingerprint).await;
             }
         }
-
-        let payload = serde_json::json!({
-            "message": new.message,
-            "type": new.kind,
-            "userId": new.user_id,
-            "metadata": new.metadata,
-        })
-        .to_string();
-        let sequence: i64 = sqlx::query_scalar(
-            "INSERT INTO events (id, notification_id, type, occurred_at, payload, traceparent) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING sequence",
-        )
-        .bind(event_id.to_string())
-        .bind(id.to_string())
-        .bind(EventType::Created.as_str())
-        .bind(micros)
-        .bind(payload)
-        .bind(traceparent)
-        .fetch_one(&mut *tx)
-        .await?;
-
-        let metadata = new
-            .metadata
-            .as_ref()
-            .map(|m| serde_json::Value::Object(m.clone()).to_string());
-        sqlx::query(
-            "INSERT INTO notifications \
-             (id, sequence, message, type, user_id, metadata, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-        )
-        .bind(id.to_string())
-        .bind(sequence)
-        .bind(&new.message)
-        .bind(new.kind.as_str())
-        .bind(new.user_id.as_deref())
-        .bind(metadata)
-        .bind(Status::Pending.as_str())
-        .bind(micros)
-        .execute(&mut *tx)
-        .await?;
+        let entry = NewEntry { new, traceparent };
+        let mut created = insert_entries(&mut tx, &[(entry, id)], micros).await?;
         tx.commit().await?;
+        created
+            .pop()
+            .ok_or_else(|| DbError::Corrupt("an insert returned no row".into()))
+    }
 
-        // Times are stored with microsecond precision; answer with what a later read returns.
-        let stored_time = super::from_micros(micros)?;
-        let notification = Notification {
-            id,
-            sequence,
-            message: new.message.clone(),
-            kind: new.kind,
-            user_id: new.user_id.clone(),
-            metadata: new.metadata.clone(),
-            status: Status::Pending,
-            created_at: stored_time,
-            updated_at: stored_time,
-        };
-        let event = Event {
-            id: event_id,
-            sequence,
-            kind: EventType::Created,
-            notification_id: id,
-            occurred_at: stored_time,
-            notification: notification.clone(),
-        };
-        Ok(Created {
-            notification,
-            event: Some(event),
-            replayed: false,
-        })
+    /// Stores several notifications in one transaction (group commit): one round of writes
+    /// and one flush to disk for all of them. Results are in the order of `entries`.
+    pub async fn create_notifications(
+        &self,
+        entries: &[NewEntry<'_>],
+    ) -> Result<Vec<Created>, DbError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let micros = to_micros(Utc::now());
+        let with_ids: Vec<(NewEntry<'_>, Uuid)> = entries
+            .iter()
+            .map(|entry| (*entry, Uuid::now_v7()))
+            .collect();
+        let mut tx = self.pool().begin().await?;
+        let created = insert_entries(&mut tx, &with_ids, micros).await?;
+        tx.commit().await?;
+        Ok(created)
     }
 
     async fn replay_idempotent(
@@ -224,4 +187,121 @@ impl Db {
             .await?;
         rows.into_iter().map(Notification::try_from).collect()
     }
+}
+
+/// `($first, ..., $first+width-1), (...)` for `rows` rows; `repeat_last` repeats each row's
+/// last placeholder once more (created_at doubles as updated_at).
+fn value_rows(rows: usize, width: usize, repeat_last: bool) -> String {
+    (0..rows)
+        .map(|row| {
+            let first = row * width + 1;
+            let mut places: Vec<String> = (first..first + width).map(|i| format!("${i}")).collect();
+            if repeat_last {
+                places.push(format!("${}", first + width - 1));
+            }
+            format!("({})", places.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Inserts the events and the notifications of `entries` inside `tx`.
+async fn insert_entries(
+    tx: &mut sqlx::AnyConnection,
+    entries: &[(NewEntry<'_>, Uuid)],
+    micros: i64,
+) -> Result<Vec<Created>, DbError> {
+    let event_ids: Vec<Uuid> = entries.iter().map(|_| Uuid::now_v7()).collect();
+    let mut insert_events = sqlx::query_as::<_, (String, i64)>(AssertSqlSafe(format!(
+        "INSERT INTO events (id, notification_id, type, occurred_at, payload, traceparent) \
+         VALUES {} RETURNING id, sequence",
+        value_rows(entries.len(), 6, false)
+    )));
+    for ((entry, id), event_id) in entries.iter().zip(&event_ids) {
+        let payload = serde_json::json!({
+            "message": entry.new.message,
+            "type": entry.new.kind,
+            "userId": entry.new.user_id,
+            "metadata": entry.new.metadata,
+        })
+        .to_string();
+        insert_events = insert_events
+            .bind(event_id.to_string())
+            .bind(id.to_string())
+            .bind(EventType::Created.as_str())
+            .bind(micros)
+            .bind(payload)
+            .bind(entry.traceparent.map(str::to_owned));
+    }
+    let returned: std::collections::HashMap<String, i64> = insert_events
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+    let sequences = event_ids
+        .iter()
+        .map(|event_id| {
+            returned.get(&event_id.to_string()).copied().ok_or_else(|| {
+                DbError::Corrupt(format!("no sequence returned for event {event_id}"))
+            })
+        })
+        .collect::<Result<Vec<i64>, DbError>>()?;
+
+    let mut insert_notifications = sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO notifications \
+         (id, sequence, message, type, user_id, metadata, status, created_at, updated_at) \
+         VALUES {}",
+        value_rows(entries.len(), 8, true)
+    )));
+    for ((entry, id), sequence) in entries.iter().zip(&sequences) {
+        let metadata = entry
+            .new
+            .metadata
+            .as_ref()
+            .map(|m| serde_json::Value::Object(m.clone()).to_string());
+        insert_notifications = insert_notifications
+            .bind(id.to_string())
+            .bind(*sequence)
+            .bind(entry.new.message.clone())
+            .bind(entry.new.kind.as_str())
+            .bind(entry.new.user_id.clone())
+            .bind(metadata)
+            .bind(Status::Pending.as_str())
+            .bind(micros);
+    }
+    insert_notifications.execute(&mut *tx).await?;
+
+    // Times are stored with microsecond precision; answer with what a later read returns.
+    let stored_time = super::from_micros(micros)?;
+    Ok(entries
+        .iter()
+        .zip(event_ids)
+        .zip(sequences)
+        .map(|(((entry, id), event_id), sequence)| {
+            let notification = Notification {
+                id: *id,
+                sequence,
+                message: entry.new.message.clone(),
+                kind: entry.new.kind,
+                user_id: entry.new.user_id.clone(),
+                metadata: entry.new.metadata.clone(),
+                status: Status::Pending,
+                created_at: stored_time,
+                updated_at: stored_time,
+            };
+            let event = Event {
+                id: event_id,
+                sequence,
+                kind: EventType::Created,
+                notification_id: *id,
+                occurred_at: stored_time,
+                notification: notification.clone(),
+            };
+            Created {
+                notification,
+                event: Some(event),
+                replayed: false,
+            }
+        })
+        .collect())
 }

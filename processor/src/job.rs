@@ -1,0 +1,271 @@
+//! `processor job ...` (one run, as a CronJob pod) and `processor schedule` (runs on cron
+//! schedules in process). The jobs themselves live in `herald_core::jobs`, shared with the
+//! api-server's embedded mode.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Subcommand};
+use herald_core::config::DatabaseArgs;
+use herald_core::jobs::schedule::{self, ScheduledJob};
+use herald_core::jobs::{
+    CleanupParams, Job, JobError, JobOptions, JobOutput, LogProgress, MAX_BATCH_SIZE, Progress,
+    ReportParams, ReportPeriod, run_job,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio_util::sync::CancellationToken;
+
+use crate::{Failure, connect_db, shutdown_signal};
+
+#[derive(Debug, Args)]
+pub struct JobArgs {
+    #[command(subcommand)]
+    job: JobCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum JobCommand {
+    /// Delete notifications and their events older than the retention period, processed-event
+    /// records as old, and Idempotency-Keys older than 24 hours.
+    Cleanup {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        retention: RetentionArgs,
+    },
+    /// Count notifications per hour, type and status over a period into the `reports` table
+    /// (replacing that period's rows) and print the report.
+    Report {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        period: PeriodArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recompute the `users` table (per user: notification count, unread count, last
+    /// notification time; last-seen time is kept) from the notifications.
+    UserSync {
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+struct CommonArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+
+    /// Only count what would change; write nothing but the run record.
+    #[arg(long)]
+    dry_run: bool,
+
+    /// Rows per batch (1 to 10000): bounds memory and transaction size.
+    #[arg(long, env = "JOB_BATCH_SIZE", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_BATCH_SIZE)))]
+    batch_size: u32,
+}
+
+impl CommonArgs {
+    fn options(&self) -> JobOptions {
+        JobOptions {
+            dry_run: self.dry_run,
+            batch_size: self.batch_size,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+struct RetentionArgs {
+    /// Keep notifications this many days (at least 1: Idempotency-Keys live 24 hours).
+    #[arg(long, env = "CLEANUP_RETENTION_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    retention_days: u32,
+}
+
+impl RetentionArgs {
+    fn params(&self) -> CleanupParams {
+        CleanupParams {
+            retention: Duration::from_secs(u64::from(self.retention_days) * 86_400),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+struct PeriodArgs {
+    /// Report on the last N hours, the current one included.
+    #[arg(
+        long,
+        env = "REPORT_HOURS",
+        default_value_t = 24,
+        conflicts_with = "from"
+    )]
+    hours: u32,
+
+    /// Start of the period (RFC 3339, rounded down to the hour); needs --to.
+    #[arg(long, requires = "to")]
+    from: Option<DateTime<Utc>>,
+
+    /// End of the period (RFC 3339, exclusive, rounded up to the hour); needs --from.
+    #[arg(long, requires = "from")]
+    to: Option<DateTime<Utc>>,
+}
+
+impl PeriodArgs {
+    fn params(&self) -> ReportParams {
+        let period = match (self.from, self.to) {
+            (Some(from), Some(to)) => ReportPeriod::Between { from, to },
+            _ => ReportPeriod::LastHours(self.hours),
+        };
+        ReportParams { period }
+    }
+}
+
+/// A progress bar on stderr, for jobs run by hand on a terminal.
+struct BarProgress(ProgressBar);
+
+impl BarProgress {
+    fn new() -> Self {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {msg} [{elapsed_precise}] {wide_bar} {pos}/{len}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Self(bar)
+    }
+}
+
+impl Progress for BarProgress {
+    fn update(&self, job: &str, done: u64, total: Option<u64>) {
+        if let Some(total) = total {
+            self.0.set_length(total);
+        }
+        self.0.set_message(job.to_owned());
+        self.0.set_position(done);
+    }
+}
+
+fn progress() -> Box<dyn Progress> {
+    if std::io::stderr().is_terminal() {
+        Box::new(BarProgress::new())
+    } else {
+        Box::new(LogProgress::default())
+    }
+}
+
+pub async fn run_once(args: JobArgs) -> Result<(), Failure> {
+    let (common, job, json) = match args.job {
+        JobCommand::Cleanup { common, retention } => {
+            (common, Job::Cleanup(retention.params()), false)
+        }
+        JobCommand::Report {
+            common,
+            period,
+            json,
+        } => (common, Job::Report(period.params()), json),
+        JobCommand::UserSync { common } => (common, Job::UserSync, true),
+    };
+    let db = connect_db(&common.database).await?;
+    let progress = progress();
+    let result = run_job(&db, &job, common.options(), progress.as_ref())
+        .await
+        .map_err(|error| match error {
+            JobError::Invalid(message) => Failure::Usage(message),
+            JobError::Db(error) => Failure::Runtime(
+                anyhow::Error::new(error).context(format!("{} failed", job.name())),
+            ),
+        })?;
+    match &result.output {
+        JobOutput::Report(report) if !json => println!("{report}"),
+        output => println!(
+            "{}",
+            serde_json::to_string_pretty(output).unwrap_or_default()
+        ),
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+
+    /// When to run cleanup: cron with seconds, in UTC (`sec min hour day month weekday`), or
+    /// `off`.
+    #[arg(long, env = "SCHEDULE_CLEANUP", default_value = "0 0 3 * * *")]
+    cleanup: String,
+
+    /// When to run report (over the last --hours), or `off`.
+    #[arg(long, env = "SCHEDULE_REPORT", default_value = "0 5 * * * *")]
+    report: String,
+
+    /// When to run user-sync, or `off`.
+    #[arg(long, env = "SCHEDULE_USER_SYNC", default_value = "0 */10 * * * *")]
+    user_sync: String,
+
+    #[command(flatten)]
+    retention: RetentionArgs,
+
+    /// Hours each scheduled report covers, the current one included.
+    #[arg(long, env = "REPORT_HOURS", default_value_t = 24)]
+    hours: u32,
+
+    /// Rows per batch (1 to 10000).
+    #[arg(long, env = "JOB_BATCH_SIZE", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_BATCH_SIZE)))]
+    batch_size: u32,
+}
+
+pub async fn run_schedule(args: ScheduleArgs) -> Result<(), Failure> {
+    let options = JobOptions {
+        dry_run: false,
+        batch_size: args.batch_size,
+    };
+    let mut jobs = Vec::new();
+    for (cron, job) in [
+        (&args.cleanup, Job::Cleanup(args.retention.params())),
+        (
+            &args.report,
+            Job::Report(ReportParams {
+                period: ReportPeriod::LastHours(args.hours),
+            }),
+        ),
+        (&args.user_sync, Job::UserSync),
+    ] {
+        if cron.trim().eq_ignore_ascii_case("off") {
+            continue;
+        }
+        schedule::validate_cron(cron).map_err(|error| {
+            Failure::usage(format!(
+                "invalid cron expression {cron:?} for {}: {error}",
+                job.name()
+            ))
+        })?;
+        jobs.push(ScheduledJob {
+            cron: cron.clone(),
+            job,
+            options,
+        });
+    }
+    if jobs.is_empty() {
+        return Err(Failure::usage("every schedule is off: nothing to run"));
+    }
+    let db = connect_db(&args.database).await?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown_signal().await;
+            shutdown.cancel();
+        }
+    });
+    schedule::run_schedule(db, jobs, shutdown)
+        .await
+        .map_err(|error| Failure::Runtime(error.into()))?;
+    tracing::info!("schedule stopped");
+    Ok(())
+}
