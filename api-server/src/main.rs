@@ -1,1 +1,46 @@
-fn main() {}
+//! Herald api-server: see `api-server --help`.
+
+mod cache;
+mod config;
+mod error;
+mod metrics;
+mod relay;
+mod routes;
+mod server;
+mod state;
+mod stream;
+mod writer;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::config::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let _telemetry = match herald_core::telemetry::init(
+        "api-server",
+        &cli.telemetry,
+        herald_core::telemetry::LogOutput::Stdout,
+    ) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("api-server: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => server::serve(cli.server).await,
+        Command::Migrate => server::migrate(&cli.server).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "api-server failed");
+            eprintln!("api-server: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

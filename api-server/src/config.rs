@@ -1,0 +1,106 @@
+//! Command line and environment of the api-server.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use herald_core::config::{DatabaseArgs, KafkaArgs, RedisArgs};
+use herald_core::telemetry::TelemetryArgs;
+
+/// Herald's client-facing service: REST, Server-Sent Events, Socket.IO v4 and WebSocket.
+///
+/// With no DATABASE_URL, REDIS_URL or KAFKA_BROKERS it runs the whole platform in one process
+/// (embedded mode): an SQLite file under --data-dir, an in-process cache and fan-out, and the
+/// processor's event handling and batch schedules in-process. Set them to use the real
+/// PostgreSQL, Redis and Kafka.
+#[derive(Debug, Parser)]
+#[command(version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Apply the database migrations and exit (they also run at every start).
+    Migrate,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Port of the HTTP API, streams and /metrics.
+    #[arg(long, env = "PORT", default_value_t = 3001, global = true)]
+    pub port: u16,
+
+    /// Address to listen on.
+    #[arg(long, env = "BIND_ADDRESS", default_value = "0.0.0.0", global = true)]
+    pub bind: std::net::IpAddr,
+
+    /// Embedded mode: directory of the SQLite database (used when DATABASE_URL is unset).
+    #[arg(
+        long,
+        env = "HERALD_DATA_DIR",
+        default_value = "herald-data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+
+    /// How long a cached list page may be served, in seconds.
+    #[arg(long, env = "CACHE_TTL_SECONDS", default_value_t = 30, global = true)]
+    pub cache_ttl_seconds: u64,
+
+    /// Events a stream client may fall behind before it is disconnected as too slow.
+    #[arg(long, env = "STREAM_BUFFER", default_value_t = 1024, global = true)]
+    pub stream_buffer: usize,
+
+    /// Seconds between keep-alives on idle streams.
+    #[arg(
+        long,
+        env = "STREAM_KEEPALIVE_SECONDS",
+        default_value_t = 15,
+        global = true
+    )]
+    pub keepalive_seconds: u64,
+
+    /// Concurrent transactions that group creates (group commit); each holds one database
+    /// connection while it writes.
+    #[arg(long, env = "WRITE_LANES", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64), global = true)]
+    pub write_lanes: u16,
+
+    /// Origins browsers may call the API from, comma-separated (e.g.
+    /// `https://app.example.com`), or `*` for any.
+    #[arg(
+        long,
+        env = "CORS_ALLOWED_ORIGINS",
+        default_value = "*",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub cors_allowed_origins: Vec<String>,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub redis: RedisArgs,
+
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+}
+
+impl ServerArgs {
+    /// The database URL: DATABASE_URL, or the embedded SQLite file.
+    pub fn database_url(&self) -> String {
+        self.database
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("herald.db").display()))
+    }
+}

@@ -1,0 +1,137 @@
+//! The HTTP API. Routes are registered through utoipa-axum, so `/api/openapi.json` is generated
+//! from the routes that really exist.
+
+mod health;
+mod jobs;
+mod notifications;
+mod users;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tracing::Instrument as _;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::ApiError;
+use crate::state::SharedState;
+
+/// Largest accepted request body: a maximal message and metadata with room for JSON escaping.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(OpenApi)]
+#[openapi(info(
+    title = "Herald API",
+    description = "Notifications over REST, Server-Sent Events, Socket.IO v4 and WebSocket."
+))]
+struct ApiDoc;
+
+pub fn router(state: SharedState) -> Router {
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::health))
+        .routes(routes!(health::ready))
+        .routes(routes!(notifications::list, notifications::create))
+        .routes(routes!(notifications::get_one))
+        .routes(routes!(jobs::list))
+        .routes(routes!(users::get_one))
+        .routes(routes!(users::mark_seen))
+        .merge(crate::stream::routes())
+        .split_for_parts();
+    let openapi_json = openapi.to_pretty_json().unwrap_or_default();
+
+    let router = api
+        .route(
+            "/api/openapi.json",
+            get(move || async move { ([("content-type", "application/json")], openapi_json) }),
+        )
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_request,
+        ))
+        .with_state(state.clone());
+    crate::stream::attach_socket_io(router, &state)
+}
+
+async fn metrics(State(state): State<SharedState>) -> impl IntoResponse {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::not_found(format!(
+        "no route for {} {}",
+        request.method(),
+        request.uri().path()
+    ))
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} is not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+/// Reads W3C trace context from HTTP headers.
+struct HeaderCarrier<'a>(&'a axum::http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HeaderCarrier<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(axum::http::HeaderName::as_str).collect()
+    }
+}
+
+/// Runs every request in a span that continues the caller's trace (`traceparent`), and counts
+/// and times it by route template (not the raw path, which would give one series per id).
+async fn record_request(
+    State(state): State<SharedState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let method = request.method().as_str().to_owned();
+    let span = tracing::info_span!("request", %method, %route, trace_id = tracing::field::Empty);
+    herald_core::telemetry::continue_trace(&span, &HeaderCarrier(request.headers()));
+    herald_core::telemetry::record_trace_id(&span);
+    let started = std::time::Instant::now();
+    let response = next.run(request).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16().to_string();
+    let labels = [route.as_str(), method.as_str(), status.as_str()];
+    state.metrics.http_requests.with_label_values(&labels).inc();
+    state
+        .metrics
+        .http_duration
+        .with_label_values(&labels)
+        .observe(elapsed.as_secs_f64());
+    // The access log (probes and scrapes excluded: they would drown it).
+    if !matches!(route.as_str(), "/api/health" | "/api/ready" | "/metrics") {
+        span.in_scope(|| {
+            tracing::info!(status = %status, duration_ms = elapsed.as_secs_f64() * 1000.0, "request");
+        });
+    }
+    response
+}

@@ -1,0 +1,66 @@
+//! `/api/users/{userId}`: a user's counters (kept by the user-sync job) and marking what the
+//! user has seen.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use herald_core::db::UserSummary;
+use herald_core::notification::MAX_USER_ID_CHARS;
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::state::SharedState;
+
+fn valid_user(user_id: &str) -> ApiResult<()> {
+    if user_id.is_empty() || user_id.chars().count() > MAX_USER_ID_CHARS {
+        return Err(ApiError {
+            field: Some("userId"),
+            ..ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_path",
+                format!("userId must have 1 to {MAX_USER_ID_CHARS} characters"),
+            )
+        });
+    }
+    Ok(())
+}
+
+/// A user's counters as of the last user-sync run (unreadCount counts what arrived after
+/// lastSeenAt).
+#[utoipa::path(get, path = "/api/users/{userId}", tag = "users",
+    params(("userId" = String, Path)),
+    responses((status = OK, body = serde_json::Value,
+        description = "userId, notificationCount, unreadCount, lastNotificationAt, lastSeenAt"),
+        (status = NOT_FOUND, body = ErrorBody)))]
+pub async fn get_one(
+    State(state): State<SharedState>,
+    Path(user_id): Path<String>,
+) -> ApiResult<Json<UserSummary>> {
+    valid_user(&user_id)?;
+    state
+        .db
+        .user_summary(&user_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no user {user_id:?} is known yet (user-sync has not seen them)"
+            ))
+        })
+}
+
+/// Marks everything created until now as seen by the user; `unreadCount` follows at the next
+/// user-sync.
+#[utoipa::path(put, path = "/api/users/{userId}/seen", tag = "users",
+    params(("userId" = String, Path)),
+    responses((status = NO_CONTENT), (status = BAD_REQUEST, body = ErrorBody)))]
+pub async fn mark_seen(
+    State(state): State<SharedState>,
+    Path(user_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    valid_user(&user_id)?;
+    state
+        .db
+        .mark_user_seen(&user_id, chrono::Utc::now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

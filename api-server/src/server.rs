@@ -1,0 +1,212 @@
+//! Start-up, serving and graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use herald_core::db::Db;
+use herald_core::fanout::{Fanout, FanoutItem};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::ListCache;
+use crate::config::ServerArgs;
+use crate::metrics::Metrics;
+use crate::relay::{self, Destination, KafkaDestination};
+use crate::routes;
+use crate::state::{AppState, SharedState, StreamSettings};
+use crate::writer::{self, Writer};
+
+async fn connect_db(args: &ServerArgs) -> anyhow::Result<Db> {
+    let url = args.database_url();
+    if args.database.database_url.is_none() {
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
+        tracing::info!(path = %args.data_dir.display(), "embedded mode: SQLite database");
+    }
+    let db = Db::connect(&url, args.database.database_max_connections)
+        .await
+        .context("connecting to the database")?;
+    db.migrate().await.context("migrating the database")?;
+    Ok(db)
+}
+
+pub async fn migrate(args: &ServerArgs) -> anyhow::Result<()> {
+    connect_db(args).await?;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    let db = connect_db(&args).await?;
+    let metrics = Metrics::new().context("registering metrics")?;
+    let cache_ttl = Duration::from_secs(args.cache_ttl_seconds);
+    let (cache, fanout) = match &args.redis.redis_url {
+        Some(url) => {
+            let client = redis::Client::open(url.as_str()).context("REDIS_URL")?;
+            let connection = redis::aio::ConnectionManager::new(client)
+                .await
+                .with_context(|| format!("connecting to Redis at {url}"))?;
+            let fanout = Fanout::redis(
+                url,
+                args.redis.fanout_channel.clone(),
+                args.stream_buffer,
+                true,
+                shutdown.clone(),
+            )
+            .await
+            .context("connecting the fan-out to Redis")?;
+            let prefix = format!("{}:", args.redis.fanout_channel);
+            (ListCache::redis(connection, &prefix, cache_ttl), fanout)
+        }
+        None => (
+            ListCache::local(cache_ttl),
+            Fanout::in_process(args.stream_buffer),
+        ),
+    };
+    let kafka = match &args.kafka.kafka_brokers {
+        Some(brokers) => {
+            let config = args
+                .kafka
+                .client_config(brokers)
+                .map_err(anyhow::Error::msg)?;
+            Some(
+                KafkaDestination::new(config, args.kafka.notifications_topic.clone())
+                    .context("creating the Kafka producer")?,
+            )
+        }
+        None => None,
+    };
+    let (destination, probe) = match kafka {
+        Some((destination, probe)) => (Destination::Kafka(destination), Some(probe)),
+        None => (Destination::InProcess, None),
+    };
+
+    let (writer, lanes) = Writer::new(usize::from(args.write_lanes));
+    let state: SharedState = Arc::new(AppState {
+        writer,
+        db,
+        cache,
+        fanout,
+        metrics,
+        relay_wakeup: Notify::new(),
+        kafka: probe,
+        streams: StreamSettings {
+            buffer: args.stream_buffer,
+            keepalive: Duration::from_secs(args.keepalive_seconds),
+        },
+        open_streams: crate::stream::OpenStreams::default(),
+        shutdown: shutdown.clone(),
+    });
+
+    // Cancelled once no request is left: the writer and the relay finish what they hold.
+    let drained = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    writer::spawn(&state, lanes, &drained, &mut tasks);
+    tasks.spawn(relay::run(state.clone(), destination, drained.clone()));
+    tasks.spawn(invalidate_on_changes(state.clone(), drained.clone()));
+
+    let address = std::net::SocketAddr::new(args.bind, args.port);
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("listening on {address}"))?;
+    tracing::info!(%address, "api-server listening");
+    let app = routes::router(state.clone()).layer(cors(&args.cors_allowed_origins)?);
+    let signal_token = shutdown.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            wait_for_signal().await;
+            tracing::info!(
+                "shutting down: finishing requests, closing streams, flushing the relay"
+            );
+            signal_token.cancel();
+        })
+        .await
+        .context("serving")?;
+    shutdown.cancel();
+    // WebSocket streams outlive the HTTP connections: let them tell their clients to reconnect.
+    state.open_streams.closed().await;
+    drained.cancel();
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Lets browser apps on other origins (the seed's React frontend, say) call the API and open
+/// streams; wraps Socket.IO's long-polling too.
+fn cors(origins: &[String]) -> anyhow::Result<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let allow = if origins.iter().any(|o| o.trim() == "*") {
+        AllowOrigin::any()
+    } else {
+        let parsed = origins
+            .iter()
+            .map(|origin| {
+                axum::http::HeaderValue::from_str(origin.trim()).with_context(|| {
+                    format!("CORS_ALLOWED_ORIGINS: {origin:?} is not a valid origin")
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        AllowOrigin::list(parsed)
+    };
+    Ok(CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([
+            axum::http::Method::GET,
+            axum::http::Method::POST,
+            axum::http::Method::PUT,
+        ])
+        .allow_headers([
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderName::from_static("idempotency-key"),
+            axum::http::HeaderName::from_static("last-event-id"),
+            axum::http::HeaderName::from_static("traceparent"),
+        ])
+        .expose_headers([
+            axum::http::header::LOCATION,
+            axum::http::HeaderName::from_static("idempotent-replayed"),
+        ]))
+}
+
+/// Status changes (from the processor) and fan-out gaps make cached list pages stale.
+async fn invalidate_on_changes(state: SharedState, shutdown: CancellationToken) {
+    let mut items = state.fanout.subscribe();
+    loop {
+        let item = tokio::select! {
+            () = shutdown.cancelled() => return,
+            item = items.recv() => item,
+        };
+        let stale = match item {
+            Ok(FanoutItem::Event(event)) => event.kind != herald_core::event::EventType::Created,
+            Ok(FanoutItem::Resync) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                true
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        if stale && let Err(error) = state.cache.invalidate().await {
+            state.metrics.cache_errors.inc();
+            tracing::warn!(%error, "could not invalidate the list cache");
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,39 @@
+//! What every handler and background task of the api-server shares.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_core::db::Db;
+use herald_core::fanout::Fanout;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::ListCache;
+use crate::metrics::Metrics;
+use crate::relay::KafkaProbe;
+
+pub type SharedState = Arc<AppState>;
+
+pub struct AppState {
+    pub db: Db,
+    pub cache: ListCache,
+    pub fanout: Fanout,
+    pub metrics: Metrics,
+    /// Group commit of creates.
+    pub writer: crate::writer::Writer,
+    /// Woken after every create, so the relay publishes without waiting for its next poll.
+    pub relay_wakeup: Notify,
+    /// Kafka, for readiness; `None` in embedded mode.
+    pub kafka: Option<KafkaProbe>,
+    pub streams: StreamSettings,
+    pub open_streams: crate::stream::OpenStreams,
+    /// Cancelled on SIGTERM: streams tell their clients to reconnect and end.
+    pub shutdown: CancellationToken,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct StreamSettings {
+    /// Events a client may fall behind before it is disconnected.
+    pub buffer: usize,
+    pub keepalive: Duration,
+}

@@ -1,0 +1,30 @@
+//! Live streams of events to clients: Server-Sent Events, Socket.IO v4 and plain WebSocket,
+//! each replaying what a reconnecting client missed from the event log before going live
+//! (`replay`), with the same payloads (`wire`).
+
+mod params;
+mod replay;
+mod socketio;
+mod sse;
+mod wire;
+mod ws;
+
+use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use replay::OpenStreams;
+
+use crate::state::SharedState;
+
+/// Routes of the HTTP-upgrade and SSE endpoints.
+pub fn routes() -> OpenApiRouter<SharedState> {
+    OpenApiRouter::new()
+        .routes(routes!(sse::notifications))
+        .routes(routes!(ws::upgrade))
+}
+
+/// Mounts Socket.IO at `/socket.io/` on the finished router.
+pub fn attach_socket_io(router: Router, state: &SharedState) -> Router {
+    socketio::attach(router, state)
+}

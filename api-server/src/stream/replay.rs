@@ -1,0 +1,375 @@
+//! What every transport shares: catch up from the event log, then go live from the fan-out,
+//! with no gap and no duplicate.
+//!
+//! A [`Feed`] subscribes to the fan-out *before* reading the log, so an event committed while
+//! the replay runs is either in the log pages or waiting in the subscription (often both; the
+//! duplicate is dropped). Per connection it keeps O(1) state: the highest delivered sequence,
+//! a small ring of recently delivered sequences and at most one page of the log.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use herald_core::db::DbError;
+use herald_core::event::Event;
+use herald_core::fanout::FanoutItem;
+use tokio::sync::Notify;
+use tokio::sync::broadcast::Receiver;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::state::SharedState;
+
+/// Events read from the log per query while catching up.
+const PAGE: u32 = 256;
+/// How many delivered sequences are remembered to drop duplicates. Events arrive out of
+/// sequence order only when transactions commit out of order, which spans a few events.
+const RECENT: usize = 256;
+/// How often a transport blocked on a slow client checks whether it fell too far behind.
+const LAG_CHECK: Duration = Duration::from_millis(50);
+
+/// Where a client wants its stream to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Only what happens from now on.
+    Live,
+    /// Everything after this sequence, then live.
+    After(i64),
+}
+
+/// The next thing to send to a client.
+#[derive(Debug)]
+pub enum Delivery {
+    Event(Arc<Event>),
+    /// The catch-up after connecting is over; from here on the stream is live.
+    /// `complete` is false when a [`Delivery::Reset`] preceded it.
+    Recovered {
+        complete: bool,
+        last_sequence: i64,
+    },
+    /// Events the client missed are no longer kept: it should refetch its state (e.g. the
+    /// REST list); the stream continues live after `latest`.
+    Reset {
+        latest: i64,
+    },
+    /// The client fell more than the stream buffer behind: disconnect it.
+    SlowConsumer,
+    /// The server is shutting down: tell the client to reconnect, then end.
+    Shutdown,
+}
+
+pub struct Feed {
+    state: SharedState,
+    live: Receiver<FanoutItem>,
+    user_id: Option<String>,
+    position: Position,
+    /// Control messages to send before anything else.
+    queued: VecDeque<Delivery>,
+    page: VecDeque<Event>,
+    catch_up: Option<CatchUp>,
+}
+
+struct CatchUp {
+    /// Highest sequence read from the log so far.
+    cursor: i64,
+    /// Whether this is the catch-up after connecting (which ends with `Recovered`).
+    initial: bool,
+    /// Whether to check first that the log still holds everything after `cursor`.
+    check_gap: bool,
+    done: bool,
+}
+
+impl Feed {
+    /// Subscribes to the fan-out, then decides where the stream starts. Call this before
+    /// answering the client's request, so nothing published afterwards can be missed.
+    pub async fn open(
+        state: SharedState,
+        user_id: Option<String>,
+        start: Start,
+    ) -> Result<Self, DbError> {
+        let live = state.fanout.subscribe();
+        let window = state.db.replay_window().await?;
+        let latest = window.latest.unwrap_or(0);
+        let mut feed = Self {
+            state,
+            live,
+            user_id,
+            position: Position::live(latest),
+            queued: VecDeque::new(),
+            page: VecDeque::new(),
+            catch_up: None,
+        };
+        match start {
+            Start::Live => {
+                feed.queued.push_back(Delivery::Recovered {
+                    complete: true,
+                    last_sequence: latest,
+                });
+            }
+            // A client ahead of the log resumes from another database (or one that was reset):
+            // its position means nothing here.
+            Start::After(after) if window.has_gap_after(after) || after > latest => {
+                feed.reset_to(latest);
+                feed.queued.push_back(Delivery::Recovered {
+                    complete: false,
+                    last_sequence: latest,
+                });
+            }
+            Start::After(after) => {
+                feed.position = Position::after(after);
+                feed.catch_up = Some(CatchUp {
+                    cursor: after,
+                    initial: true,
+                    // Just checked.
+                    check_gap: false,
+                    done: false,
+                });
+            }
+        }
+        Ok(feed)
+    }
+
+    fn reset_to(&mut self, latest: i64) {
+        self.position = Position::after(latest);
+        self.queued.push_back(Delivery::Reset { latest });
+    }
+
+    /// The highest sequence delivered so far: where the client would resume.
+    pub fn last_sequence(&self) -> i64 {
+        self.position.last
+    }
+
+    /// The next delivery. Cancel-safe: dropping the future loses nothing.
+    pub async fn next(&mut self) -> Result<Delivery, DbError> {
+        loop {
+            // Also between replayed events: a long replay must not hold up shutdown.
+            if self.state.shutdown.is_cancelled() {
+                return Ok(Delivery::Shutdown);
+            }
+            if let Some(delivery) = self.queued.pop_front() {
+                return Ok(delivery);
+            }
+            if let Some(event) = self.page.pop_front() {
+                if self.position.accept(event.sequence) {
+                    return Ok(Delivery::Event(Arc::new(event)));
+                }
+                continue;
+            }
+            if let Some(catch_up) = &self.catch_up {
+                if catch_up.done {
+                    let initial = catch_up.initial;
+                    self.catch_up = None;
+                    if initial {
+                        return Ok(Delivery::Recovered {
+                            complete: true,
+                            last_sequence: self.position.last,
+                        });
+                    }
+                    continue;
+                }
+                let cursor = catch_up.cursor;
+                if catch_up.check_gap {
+                    let window = self.state.db.replay_window().await?;
+                    if window.has_gap_after(cursor) {
+                        self.catch_up = None;
+                        self.reset_to(window.latest.unwrap_or(0));
+                    } else if let Some(catch_up) = &mut self.catch_up {
+                        catch_up.check_gap = false;
+                    }
+                    continue;
+                }
+                let page = self
+                    .state
+                    .db
+                    .events_after(cursor, self.user_id.as_deref(), PAGE)
+                    .await?;
+                // State changes only after the await, so cancelling `next` loses nothing.
+                if let Some(catch_up) = &mut self.catch_up {
+                    catch_up.cursor = page.events.last().map_or(cursor, |e| e.sequence);
+                    catch_up.done = !page.more;
+                }
+                self.page.extend(page.events);
+                continue;
+            }
+            let item = tokio::select! {
+                biased;
+                () = self.state.shutdown.cancelled() => return Ok(Delivery::Shutdown),
+                item = self.live.recv() => item,
+            };
+            match item {
+                Ok(FanoutItem::Event(event)) => {
+                    if self.wants(&event) && self.position.accept(event.sequence) {
+                        return Ok(Delivery::Event(event));
+                    }
+                }
+                // Recorded before anything is awaited, so a cancelled `next` cannot lose it.
+                Ok(FanoutItem::Resync) => {
+                    self.catch_up = Some(CatchUp {
+                        cursor: self.position.last,
+                        initial: false,
+                        check_gap: true,
+                        done: false,
+                    });
+                }
+                Err(RecvError::Lagged(_)) => return Ok(Delivery::SlowConsumer),
+                // The fan-out is gone only when the server is going down.
+                Err(RecvError::Closed) => return Ok(Delivery::Shutdown),
+            }
+        }
+    }
+
+    fn wants(&self, event: &Event) -> bool {
+        match (&self.user_id, &event.notification.user_id) {
+            (Some(user), Some(target)) => user == target,
+            _ => true,
+        }
+    }
+
+    /// Resolves once the client is more than the stream buffer behind the fan-out. Transports
+    /// race it against a write that the client does not drain; it never consumes an item.
+    pub async fn fell_behind(&self) {
+        let mut check = tokio::time::interval(LAG_CHECK);
+        loop {
+            check.tick().await;
+            if self.live.len() > self.state.streams.buffer {
+                return;
+            }
+        }
+    }
+}
+
+/// How far a client got: the highest delivered sequence and the last [`RECENT`] delivered
+/// ones; everything at or below `floor` counts as delivered.
+struct Position {
+    last: i64,
+    floor: i64,
+    recent: VecDeque<i64>,
+}
+
+impl Position {
+    /// From now on: later events, and earlier ones whose transaction commits only now.
+    fn live(latest: i64) -> Self {
+        Self {
+            last: latest,
+            floor: 0,
+            recent: VecDeque::new(),
+        }
+    }
+
+    /// The client has everything up to `after`.
+    fn after(after: i64) -> Self {
+        Self {
+            last: after,
+            floor: after,
+            recent: VecDeque::new(),
+        }
+    }
+
+    /// Whether to deliver the event with this sequence; records it as delivered if so.
+    fn accept(&mut self, sequence: i64) -> bool {
+        // Below `last` is normal for a transaction that committed after a later one.
+        if sequence <= self.last && (sequence <= self.floor || self.recent.contains(&sequence)) {
+            return false;
+        }
+        self.last = self.last.max(sequence);
+        if self.recent.len() == RECENT
+            && let Some(forgotten) = self.recent.pop_front()
+        {
+            self.floor = self.floor.max(forgotten);
+        }
+        self.recent.push_back(sequence);
+        true
+    }
+}
+
+/// The streams still open, so shutdown can wait until each has told its client to reconnect
+/// (WebSocket tasks outlive the HTTP server's graceful shutdown).
+#[derive(Debug, Default)]
+pub struct OpenStreams {
+    count: AtomicUsize,
+    all_closed: Notify,
+}
+
+impl OpenStreams {
+    /// Resolves once no stream is open.
+    pub async fn closed(&self) {
+        loop {
+            let mut notified = std::pin::pin!(self.all_closed.notified());
+            notified.as_mut().enable();
+            if self.count.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Counts an open stream in `stream_connections` and [`OpenStreams`] for as long as it lives.
+pub struct ConnectionGauge {
+    gauge: prometheus::IntGauge,
+    state: SharedState,
+}
+
+impl ConnectionGauge {
+    pub fn open(state: &SharedState, transport: &str) -> Self {
+        let gauge = state
+            .metrics
+            .stream_connections
+            .with_label_values(&[transport]);
+        gauge.inc();
+        state.open_streams.count.fetch_add(1, Ordering::SeqCst);
+        Self {
+            gauge,
+            state: state.clone(),
+        }
+    }
+}
+
+impl Drop for ConnectionGauge {
+    fn drop(&mut self) {
+        self.gauge.dec();
+        let streams = &self.state.open_streams;
+        if streams.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            streams.all_closed.notify_waiters();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accepted(position: &mut Position, sequences: &[i64]) -> Vec<i64> {
+        sequences
+            .iter()
+            .copied()
+            .filter(|&s| position.accept(s))
+            .collect()
+    }
+
+    #[test]
+    fn resuming_skips_what_the_client_has_and_duplicates() {
+        let mut position = Position::after(10);
+        assert_eq!(
+            accepted(&mut position, &[9, 10, 11, 12, 11, 13, 12]),
+            [11, 12, 13]
+        );
+        assert_eq!(position.last, 13);
+    }
+
+    #[test]
+    fn a_late_commit_below_the_last_sequence_is_delivered_once() {
+        let mut position = Position::live(5);
+        assert_eq!(accepted(&mut position, &[7, 6, 7, 6, 4]), [7, 6, 4]);
+        assert_eq!(position.last, 7);
+    }
+
+    #[test]
+    fn forgotten_sequences_count_as_delivered() {
+        let mut position = Position::after(0);
+        let all: Vec<i64> = (1..=RECENT as i64 + 2).collect();
+        assert_eq!(accepted(&mut position, &all), all);
+        assert_eq!(position.floor, 2);
+        assert!(accepted(&mut position, &all).is_empty());
+    }
+}

@@ -1,0 +1,153 @@
+//! Group commit for `POST /api/notifications`: concurrent creates are gathered into one
+//! transaction per lane, so many requests share one round of writes and one flush to disk.
+//! Each request is answered only after the transaction holding it has committed, so
+//! durability is exactly that of one transaction per request.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use herald_core::db::{Created, DbError, NewEntry};
+use herald_core::event::Event;
+use herald_core::notification::NewNotification;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::state::SharedState;
+
+/// Most notifications in one transaction.
+const MAX_BATCH: usize = 128;
+
+struct Job {
+    new: NewNotification,
+    traceparent: Option<String>,
+    reply: oneshot::Sender<Result<Created, Arc<DbError>>>,
+}
+
+pub struct Writer {
+    lanes: Vec<mpsc::Sender<Job>>,
+    next: AtomicUsize,
+}
+
+pub struct Lanes(Vec<mpsc::Receiver<Job>>);
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Db(Arc<DbError>),
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+impl Writer {
+    /// A writer with `lanes` concurrent transactions; start them with [`spawn`].
+    pub fn new(lanes: usize) -> (Self, Lanes) {
+        let (senders, receivers) = (0..lanes.max(1))
+            .map(|_| mpsc::channel(MAX_BATCH * 4))
+            .unzip();
+        (
+            Self {
+                lanes: senders,
+                next: AtomicUsize::new(0),
+            },
+            Lanes(receivers),
+        )
+    }
+
+    /// Stores a notification (in a shared transaction) and returns it once committed.
+    pub async fn create(
+        &self,
+        new: NewNotification,
+        traceparent: Option<String>,
+    ) -> Result<Created, WriteError> {
+        let lane = self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
+        let (reply, answer) = oneshot::channel();
+        self.lanes[lane]
+            .send(Job {
+                new,
+                traceparent,
+                reply,
+            })
+            .await
+            .map_err(|_| WriteError::ShuttingDown)?;
+        answer
+            .await
+            .map_err(|_| WriteError::ShuttingDown)?
+            .map_err(WriteError::Db)
+    }
+}
+
+/// Runs the lanes until `stop`; cancel it only once no request can arrive any more.
+pub fn spawn(
+    state: &SharedState,
+    lanes: Lanes,
+    stop: &CancellationToken,
+    tasks: &mut tokio::task::JoinSet<()>,
+) {
+    for receiver in lanes.0 {
+        tasks.spawn(run_lane(state.clone(), receiver, stop.clone()));
+    }
+}
+
+async fn run_lane(state: SharedState, mut jobs: mpsc::Receiver<Job>, stop: CancellationToken) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let first = tokio::select! {
+            biased;
+            job = jobs.recv() => match job {
+                Some(job) => job,
+                None => return,
+            },
+            () = stop.cancelled() => return,
+        };
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let entries: Vec<NewEntry<'_>> = batch
+            .iter()
+            .map(|job| NewEntry {
+                new: &job.new,
+                traceparent: job.traceparent.as_deref(),
+            })
+            .collect();
+        match state.db.create_notifications(&entries).await {
+            Ok(created) => {
+                let events: Vec<Event> = created.iter().filter_map(|c| c.event.clone()).collect();
+                after_create(&state, &events).await;
+                for (job, created) in batch.drain(..).zip(created) {
+                    let _ = job.reply.send(Ok(created));
+                }
+            }
+            Err(error) => {
+                let error = Arc::new(error);
+                for job in batch.drain(..) {
+                    let _ = job.reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// What follows a commit, once per batch: lists are stale, the relay has work, and the new
+/// events go to every stream. Failures here lose nothing: streams catch up from the event
+/// log when the fan-out reconnects, and the cache has a TTL.
+pub async fn after_create(state: &SharedState, events: &[Event]) {
+    if events.is_empty() {
+        return;
+    }
+    if let Err(error) = state.cache.invalidate().await {
+        state.metrics.cache_errors.inc();
+        tracing::warn!(%error, "could not invalidate the list cache");
+    }
+    state.relay_wakeup.notify_one();
+    if let Err(error) = state.fanout.publish_all(events).await {
+        state
+            .metrics
+            .fanout_publish_errors
+            .inc_by(events.len() as u64);
+        tracing::warn!(%error, "could not fan out new notifications");
+    }
+}

@@ -1,0 +1,30 @@
+// A real socket.io-client 4, driven by the api-server's Socket.IO tests.
+//
+// Usage: node client.cjs URL [AUTH_JSON]
+// Prints one JSON line per thing that happens: {"event": "connect"}, {"event": NAME, "args":
+// [...]} for every event the server emits, {"event": "connect_error", "message": ...} and
+// {"event": "disconnect", "reason": ...}. Never reconnects on its own: the test decides.
+const { io } = require("socket.io-client");
+
+const [url, auth] = process.argv.slice(2);
+const print = (line) => process.stdout.write(JSON.stringify(line) + "\n");
+
+const socket = io(url, {
+  auth: auth ? JSON.parse(auth) : undefined,
+  reconnection: false,
+  // The seed's clients start with long-polling and upgrade; so do we.
+  transports: ["polling", "websocket"],
+});
+socket.on("connect", () => print({ event: "connect" }));
+socket.on("connect_error", (error) => {
+  print({ event: "connect_error", message: error.message });
+  process.exit(0);
+});
+socket.on("disconnect", (reason) => {
+  print({ event: "disconnect", reason });
+  process.exit(0);
+});
+socket.onAny((event, ...args) => print({ event, args }));
+// The test closes stdin to ask for a clean disconnect.
+process.stdin.on("end", () => socket.disconnect());
+process.stdin.resume();

@@ -1,0 +1,127 @@
+use serde_json::json;
+
+use crate::clients::{SocketIoClient, WsClient, WsItem, stalled_socket_io, within};
+use crate::common::{Backing, Server};
+
+/// Large enough that a client that does not read fills the socket buffers quickly.
+const MESSAGE_CHARS: usize = 4000;
+const BATCH: usize = 100;
+const MAX_NOTIFICATIONS: usize = 5000;
+const WS_DISCONNECTS: &str = "herald_slow_consumer_disconnects_total{transport=\"websocket\"}";
+const SOCKET_IO_DISCONNECTS: &str =
+    "herald_slow_consumer_disconnects_total{transport=\"socketio\"}";
+
+#[tokio::test]
+async fn stalled_clients_are_disconnected_while_live_ones_receive_everything() {
+    let backing = Backing::real().await;
+    let server = Server::start(&backing, &[("STREAM_BUFFER", "32")]).await;
+    let mut stalled_ws = WsClient::connect(&server.ws_url("/api/ws")).await;
+    let stalled_socket_io = stalled_socket_io(server.port).await;
+    let mut live_ws = WsClient::connect(&server.ws_url("/api/ws")).await;
+    live_ws.expect("recovered").await;
+    let mut live_socket_io = SocketIoClient::connect(&server.base, None).await;
+    live_socket_io.expect("connect").await;
+    live_socket_io.expect("recovered").await;
+
+    // The live clients read everything as it comes, until told how many to expect.
+    let (total_tx, total_rx) = tokio::sync::watch::channel(None::<usize>);
+    let ws_reader = tokio::spawn({
+        let mut total_rx = total_rx.clone();
+        async move {
+            let mut sequences = Vec::new();
+            while total_rx
+                .borrow()
+                .is_none_or(|total| sequences.len() < total)
+            {
+                tokio::select! {
+                    item = live_ws.next() => match item {
+                        WsItem::Frame(frame) if frame["type"] == "notification" => {
+                            sequences.push(frame["sequence"].as_i64().unwrap());
+                        }
+                        WsItem::Frame(_) => {}
+                        WsItem::Closed(close) => panic!("the live WebSocket was closed: {close:?}"),
+                    },
+                    _ = total_rx.changed() => {}
+                }
+            }
+            sequences
+        }
+    });
+    let socket_io_reader = tokio::spawn({
+        let mut total_rx = total_rx.clone();
+        async move {
+            let mut sequences = Vec::new();
+            while total_rx
+                .borrow()
+                .is_none_or(|total| sequences.len() < total)
+            {
+                tokio::select! {
+                    event = live_socket_io.next() => match event {
+                        Some(event) if event["event"] == "notification" => {
+                            sequences.push(event["args"][1].as_i64().unwrap());
+                        }
+                        Some(event) if event["event"] == "disconnect" => {
+                            panic!("the live Socket.IO client was disconnected: {event}");
+                        }
+                        Some(_) => {}
+                        None => panic!("the live Socket.IO client exited"),
+                    },
+                    _ = total_rx.changed() => {}
+                }
+            }
+            live_socket_io.close().await;
+            sequences
+        }
+    });
+
+    // Flood until both stalled clients are counted, in batches (bounded either way).
+    let message = "x".repeat(MESSAGE_CHARS);
+    let mut posted = Vec::new();
+    while server.metric(WS_DISCONNECTS).await < 1.0
+        || server.metric(SOCKET_IO_DISCONNECTS).await < 1.0
+    {
+        assert!(
+            posted.len() < MAX_NOTIFICATIONS,
+            "{MAX_NOTIFICATIONS} notifications did not get both stalled clients disconnected:\n{}",
+            server.metrics().await
+        );
+        for _ in 0..BATCH {
+            let created = server
+                .create(json!({"message": message, "type": "info"}))
+                .await;
+            posted.push(created["sequence"].as_i64().unwrap());
+        }
+    }
+    total_tx.send(Some(posted.len())).unwrap();
+    let received = within("the live WebSocket's deliveries", ws_reader)
+        .await
+        .unwrap();
+    assert_eq!(
+        received, posted,
+        "the live WebSocket got every notification, in order, once"
+    );
+    let received = within("the live Socket.IO deliveries", socket_io_reader)
+        .await
+        .unwrap();
+    assert_eq!(
+        received, posted,
+        "the live Socket.IO client got every notification, in order, once"
+    );
+
+    // The stalled WebSocket, reading at last, finds its stream ended short of the flood (with
+    // a 1008 close frame if the server could still get one through).
+    let mut stalled_got = 0;
+    let close = loop {
+        match stalled_ws.next().await {
+            WsItem::Frame(frame) if frame["type"] == "notification" => stalled_got += 1,
+            WsItem::Frame(_) => {}
+            WsItem::Closed(close) => break close,
+        }
+    };
+    assert!(stalled_got < posted.len(), "the stalled client was cut off");
+    if let Some(frame) = close {
+        assert_eq!(u16::from(frame.code), 1008);
+        assert_eq!(frame.reason.as_str(), "slow consumer");
+    }
+    drop(stalled_socket_io);
+}

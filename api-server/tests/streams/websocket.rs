@@ -1,0 +1,92 @@
+use crate::broadcast;
+use crate::clients::WsClient;
+use crate::common::{Backing, Server};
+
+#[tokio::test]
+async fn a_created_notification_arrives_as_a_websocket_frame() {
+    let backing = Backing::real().await;
+    let server = Server::start(&backing, &[]).await;
+    let mut ws = WsClient::connect(&server.ws_url("/api/ws")).await;
+    let recovered = ws.expect("recovered").await;
+    assert_eq!(recovered["complete"], true);
+
+    let created = server.create(broadcast("hello over WebSocket")).await;
+    let frame = ws.expect("notification").await;
+    assert_eq!(frame["sequence"], created["sequence"]);
+    assert_eq!(frame["notification"], created);
+    ws.close().await;
+}
+
+#[tokio::test]
+async fn resuming_with_since_replays_the_missed_frames_once() {
+    let backing = Backing::real().await;
+    let server = Server::start(&backing, &[]).await;
+    let mut sequences = Vec::new();
+    for n in 0..4 {
+        let created = server.create(broadcast(&format!("missed {n}"))).await;
+        sequences.push(created["sequence"].as_i64().unwrap());
+    }
+    let mut ws =
+        WsClient::connect(&server.ws_url(&format!("/api/ws?since={}", sequences[0]))).await;
+    for expected in &sequences[1..] {
+        assert_eq!(ws.expect("notification").await["sequence"], *expected);
+    }
+    let recovered = ws.expect("recovered").await;
+    assert_eq!(recovered["complete"], true);
+    assert!(recovered["lastSequence"].as_i64().unwrap() >= sequences[3]);
+    let live = server.create(broadcast("live")).await;
+    assert_eq!(
+        ws.expect("notification").await["sequence"],
+        live["sequence"]
+    );
+    ws.close().await;
+}
+
+#[tokio::test]
+async fn a_gap_older_than_the_log_gets_a_reset_instead_of_a_silent_skip() {
+    let backing = Backing::real().await;
+    let server = Server::start(&backing, &[]).await;
+    let mut sequences = Vec::new();
+    for n in 0..4 {
+        let created = server.create(broadcast(&format!("old {n}"))).await;
+        sequences.push(created["sequence"].as_i64().unwrap());
+    }
+    // What the cleanup job does to old events.
+    sqlx::query("DELETE FROM events WHERE sequence <= $1")
+        .bind(sequences[2])
+        .execute(&backing.database.pool)
+        .await
+        .expect("deleting old events");
+
+    let mut ws =
+        WsClient::connect(&server.ws_url(&format!("/api/ws?since={}", sequences[0]))).await;
+    let reset = ws.expect("reset").await;
+    assert!(
+        reset["lastSequence"].as_i64().unwrap() >= sequences[3],
+        "{reset}"
+    );
+    let recovered = ws.expect("recovered").await;
+    assert_eq!(recovered["complete"], false);
+    let live = server.create(broadcast("after the reset")).await;
+    assert_eq!(ws.expect("notification").await["notification"], live);
+
+    // A position beyond the log (another database, say) is reset too.
+    let mut ws = WsClient::connect(&server.ws_url("/api/ws?since=999999")).await;
+    let reset = ws.expect("reset").await;
+    assert!(reset["lastSequence"].as_i64().unwrap() >= live["sequence"].as_i64().unwrap());
+    assert_eq!(ws.expect("recovered").await["complete"], false);
+}
+
+#[tokio::test]
+async fn a_plain_get_on_the_websocket_endpoint_is_a_json_error() {
+    let server = Server::embedded(&[]).await;
+    let response = server
+        .client()
+        .get(server.url("/api/ws"))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_client_error(), "{}", response.status());
+    let body: serde_json::Value = response.json().await.expect("a JSON error body");
+    assert_eq!(body["error"]["code"], "websocket_required");
+}
