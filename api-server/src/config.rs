@@ -4,13 +4,14 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use herald_core::config::{DatabaseArgs, KafkaArgs, RedisArgs};
+use herald_core::jobs::schedule::ScheduleArgs;
 use herald_core::telemetry::TelemetryArgs;
 
 /// Herald's client-facing service: REST, Server-Sent Events, Socket.IO v4 and WebSocket.
 ///
 /// With no DATABASE_URL, REDIS_URL or KAFKA_BROKERS it runs the whole platform in one process
 /// (embedded mode): an SQLite file under --data-dir, an in-process cache and fan-out, and the
-/// processor's event handling and batch schedules in-process. Set them to use the real
+/// processor's event handling and batch job schedules in process. Set them to use the real
 /// PostgreSQL, Redis and Kafka.
 #[derive(Debug, Parser)]
 #[command(version, propagate_version = true)]
@@ -93,6 +94,11 @@ pub struct ServerArgs {
 
     #[command(flatten)]
     pub kafka: KafkaArgs,
+
+    /// Batch jobs run in this process only when it also processes events (no KAFKA_BROKERS);
+    /// otherwise the processor's CronJobs or `processor schedule` run them.
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
 }
 
 impl ServerArgs {

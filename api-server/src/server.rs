@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use herald_core::db::Db;
 use herald_core::fanout::{Fanout, FanoutItem};
+use herald_core::jobs::schedule;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -82,6 +83,11 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         Some((destination, probe)) => (Destination::Kafka(destination), Some(probe)),
         None => (Destination::InProcess, None),
     };
+    // Without Kafka this process is the processor too, batch jobs included.
+    let scheduled = match destination {
+        Destination::InProcess => args.schedule.jobs().context("the job schedules")?,
+        Destination::Kafka(_) => Vec::new(),
+    };
 
     let (writer, lanes) = Writer::new(usize::from(args.write_lanes));
     let state: SharedState = Arc::new(AppState {
@@ -105,6 +111,14 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     writer::spawn(&state, lanes, &drained, &mut tasks);
     tasks.spawn(relay::run(state.clone(), destination, drained.clone()));
+    if !scheduled.is_empty() {
+        let (db, stop) = (state.db.clone(), drained.clone());
+        tasks.spawn(async move {
+            if let Err(error) = schedule::run_schedule(db, scheduled, stop).await {
+                tracing::error!(%error, "the job schedule stopped");
+            }
+        });
+    }
     tasks.spawn(invalidate_on_changes(state.clone(), drained.clone()));
 
     let address = std::net::SocketAddr::new(args.bind, args.port);

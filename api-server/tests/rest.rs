@@ -1029,3 +1029,64 @@ async fn cors_lets_configured_origins_call_the_api() {
             .is_none()
     );
 }
+
+/// Without Kafka the server runs the batch jobs on their schedules too; runs are listed.
+#[tokio::test]
+async fn embedded_mode_runs_the_job_schedules_and_lists_their_runs() {
+    let server = Server::embedded(&[
+        ("SCHEDULE_USER_SYNC", "* * * * * *"),
+        ("SCHEDULE_CLEANUP", "off"),
+        ("SCHEDULE_REPORT", "off"),
+    ])
+    .await;
+    server
+        .create(json!({"message": "for dave", "type": "info", "userId": "dave"}))
+        .await;
+    let runs = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let page: Value = server
+                .client()
+                .get(server.url("/api/jobs?job=user-sync"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let finished = page["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|run| run["status"] == "succeeded");
+            if finished {
+                return page;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("a user-sync run within 30 s");
+    assert_eq!(runs["runs"][0]["job"], "user-sync");
+}
+
+/// A schedule that is not a cron expression stops the start with a message naming it.
+#[tokio::test]
+async fn a_bad_schedule_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_api-server"))
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env_remove("KAFKA_BROKERS")
+        .env("HERALD_DATA_DIR", dir.path())
+        .env("PORT", "0")
+        .env("SCHEDULE_REPORT", "every hour")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("every hour") && stderr.contains("report"),
+        "{stderr}"
+    );
+}

@@ -3,15 +3,14 @@
 //! api-server's embedded mode.
 
 use std::io::IsTerminal;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use herald_core::config::DatabaseArgs;
-use herald_core::jobs::schedule::{self, ScheduledJob};
+use herald_core::jobs::schedule;
 use herald_core::jobs::{
-    CleanupParams, Job, JobError, JobOptions, JobOutput, LogProgress, MAX_BATCH_SIZE, Progress,
-    ReportParams, ReportPeriod, run_job,
+    Job, JobError, JobOptions, JobOutput, LogProgress, MAX_BATCH_SIZE, Progress, ReportParams,
+    ReportPeriod, RetentionArgs, run_job,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
@@ -73,22 +72,6 @@ impl CommonArgs {
         JobOptions {
             dry_run: self.dry_run,
             batch_size: self.batch_size,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Args)]
-struct RetentionArgs {
-    /// Keep notifications this many days (at least 1: Idempotency-Keys live 24 hours).
-    #[arg(long, env = "CLEANUP_RETENTION_DAYS", default_value_t = 30,
-          value_parser = clap::value_parser!(u32).range(1..=36_500))]
-    retention_days: u32,
-}
-
-impl RetentionArgs {
-    fn params(&self) -> CleanupParams {
-        CleanupParams {
-            retention: Duration::from_secs(u64::from(self.retention_days) * 86_400),
         }
     }
 }
@@ -190,67 +173,19 @@ pub async fn run_once(args: JobArgs) -> Result<(), Failure> {
 }
 
 #[derive(Debug, Args)]
-pub struct ScheduleArgs {
+pub struct ScheduleCommand {
     #[command(flatten)]
     database: DatabaseArgs,
 
-    /// When to run cleanup: cron with seconds, in UTC (`sec min hour day month weekday`), or
-    /// `off`.
-    #[arg(long, env = "SCHEDULE_CLEANUP", default_value = "0 0 3 * * *")]
-    cleanup: String,
-
-    /// When to run report (over the last --hours), or `off`.
-    #[arg(long, env = "SCHEDULE_REPORT", default_value = "0 5 * * * *")]
-    report: String,
-
-    /// When to run user-sync, or `off`.
-    #[arg(long, env = "SCHEDULE_USER_SYNC", default_value = "0 */10 * * * *")]
-    user_sync: String,
-
     #[command(flatten)]
-    retention: RetentionArgs,
-
-    /// Hours each scheduled report covers, the current one included.
-    #[arg(long, env = "REPORT_HOURS", default_value_t = 24)]
-    hours: u32,
-
-    /// Rows per batch (1 to 10000).
-    #[arg(long, env = "JOB_BATCH_SIZE", default_value_t = 1000,
-          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_BATCH_SIZE)))]
-    batch_size: u32,
+    schedule: schedule::ScheduleArgs,
 }
 
-pub async fn run_schedule(args: ScheduleArgs) -> Result<(), Failure> {
-    let options = JobOptions {
-        dry_run: false,
-        batch_size: args.batch_size,
-    };
-    let mut jobs = Vec::new();
-    for (cron, job) in [
-        (&args.cleanup, Job::Cleanup(args.retention.params())),
-        (
-            &args.report,
-            Job::Report(ReportParams {
-                period: ReportPeriod::LastHours(args.hours),
-            }),
-        ),
-        (&args.user_sync, Job::UserSync),
-    ] {
-        if cron.trim().eq_ignore_ascii_case("off") {
-            continue;
-        }
-        schedule::validate_cron(cron).map_err(|error| {
-            Failure::usage(format!(
-                "invalid cron expression {cron:?} for {}: {error}",
-                job.name()
-            ))
-        })?;
-        jobs.push(ScheduledJob {
-            cron: cron.clone(),
-            job,
-            options,
-        });
-    }
+pub async fn run_schedule(args: ScheduleCommand) -> Result<(), Failure> {
+    let jobs = args
+        .schedule
+        .jobs()
+        .map_err(|error| Failure::usage(error.to_string()))?;
     if jobs.is_empty() {
         return Err(Failure::usage("every schedule is off: nothing to run"));
     }

@@ -36,7 +36,7 @@ enum Command {
     /// Run one batch job once and exit (0 on success), as a Kubernetes CronJob does.
     Job(job::JobArgs),
     /// Run the batch jobs in process on cron schedules (local use without Kubernetes).
-    Schedule(job::ScheduleArgs),
+    Schedule(job::ScheduleCommand),
     /// Inspect the dead-letter topic and re-publish records to their source topic.
     #[command(subcommand)]
     Dlq(dead_letter::DlqCommand),

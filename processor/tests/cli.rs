@@ -66,7 +66,7 @@ async fn missing_or_bad_configuration_exits_2_with_a_clear_message() {
             "--to",
             "2026-01-01T00:00:00Z",
         ],
-        &["schedule", "--user-sync", "every now and then"],
+        &["schedule", "--schedule-user-sync", "every now and then"],
         &["dlq", "replay", "--record", "zero"],
     ] {
         let output = env.run(args);
@@ -144,11 +144,11 @@ async fn an_every_second_schedule_records_a_run_and_stops_on_sigterm() {
     let mut schedule = env
         .command(&[
             "schedule",
-            "--report",
+            "--schedule-report",
             "* * * * * *",
-            "--cleanup",
+            "--schedule-cleanup",
             "off",
-            "--user-sync",
+            "--schedule-user-sync",
             "off",
         ])
         .env("LOG_LEVEL", "info")

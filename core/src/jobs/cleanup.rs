@@ -13,6 +13,23 @@ use crate::db::{CleanupCounts, Db};
 /// response.
 pub const IDEMPOTENCY_KEY_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
+/// `--retention-days`, for the cleanup job run once or on a schedule.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RetentionArgs {
+    /// Keep notifications this many days (at least 1: Idempotency-Keys live 24 hours).
+    #[arg(long, env = "CLEANUP_RETENTION_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub retention_days: u32,
+}
+
+impl RetentionArgs {
+    pub fn params(&self) -> CleanupParams {
+        CleanupParams {
+            retention: Duration::from_secs(u64::from(self.retention_days) * 86_400),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CleanupParams {
     /// Notifications created longer ago than this are deleted. At least

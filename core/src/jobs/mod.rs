@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::db::{Db, DbError, JobStatus};
 
-pub use cleanup::{CleanupParams, CleanupResult};
+pub use cleanup::{CleanupParams, CleanupResult, RetentionArgs};
 pub use report::{Report, ReportParams, ReportPeriod};
 pub use user_sync::UserSyncResult;
 

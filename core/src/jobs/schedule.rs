@@ -8,7 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_cron_scheduler::{JobScheduler, JobSchedulerError};
 use tokio_util::sync::CancellationToken;
 
-use super::{Job, JobOptions, LogProgress, run_job};
+use super::{
+    Job, JobOptions, LogProgress, MAX_BATCH_SIZE, ReportParams, ReportPeriod, RetentionArgs,
+    run_job,
+};
 use crate::db::Db;
 
 /// A job and when to run it.
@@ -31,6 +34,84 @@ pub enum ScheduleError {
     },
     #[error("job scheduler: {0}")]
     Scheduler(#[from] JobSchedulerError),
+}
+
+/// When each job runs: `processor schedule`, and the api-server when it processes events in
+/// process (no Kafka). Cron expressions have seconds and run in UTC; `off` disables a job.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScheduleArgs {
+    /// When to run cleanup: cron with seconds, in UTC (`sec min hour day month weekday`), or
+    /// `off`.
+    #[arg(
+        long = "schedule-cleanup",
+        env = "SCHEDULE_CLEANUP",
+        default_value = "0 0 3 * * *"
+    )]
+    pub cleanup: String,
+
+    /// When to run report (over the last --report-hours), or `off`.
+    #[arg(
+        long = "schedule-report",
+        env = "SCHEDULE_REPORT",
+        default_value = "0 5 * * * *"
+    )]
+    pub report: String,
+
+    /// When to run user-sync, or `off`.
+    #[arg(
+        long = "schedule-user-sync",
+        env = "SCHEDULE_USER_SYNC",
+        default_value = "0 */10 * * * *"
+    )]
+    pub user_sync: String,
+
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+
+    /// Hours each scheduled report covers, the current one included.
+    #[arg(long = "report-hours", env = "REPORT_HOURS", default_value_t = 24)]
+    pub report_hours: u32,
+
+    /// Rows per batch (1 to 10000).
+    #[arg(long = "job-batch-size", env = "JOB_BATCH_SIZE", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_BATCH_SIZE)))]
+    pub batch_size: u32,
+}
+
+impl ScheduleArgs {
+    /// The jobs that are not `off`, with their cron expressions checked.
+    pub fn jobs(&self) -> Result<Vec<ScheduledJob>, ScheduleError> {
+        let options = JobOptions {
+            dry_run: false,
+            batch_size: self.batch_size,
+        };
+        let mut jobs = Vec::new();
+        for (cron, job) in [
+            (&self.cleanup, Job::Cleanup(self.retention.params())),
+            (
+                &self.report,
+                Job::Report(ReportParams {
+                    period: ReportPeriod::LastHours(self.report_hours),
+                }),
+            ),
+            (&self.user_sync, Job::UserSync),
+        ] {
+            if cron.trim().eq_ignore_ascii_case("off") {
+                continue;
+            }
+            validate_cron(cron).map_err(|error| ScheduleError::InvalidCron {
+                cron: cron.clone(),
+                job: job.name(),
+                error,
+            })?;
+            jobs.push(ScheduledJob {
+                cron: cron.clone(),
+                job,
+                options,
+            });
+        }
+        Ok(jobs)
+    }
 }
 
 /// Checks a cron expression without scheduling anything.
