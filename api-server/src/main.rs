@@ -2,6 +2,7 @@
 
 mod cache;
 mod config;
+mod connection;
 mod error;
 mod metrics;
 mod relay;

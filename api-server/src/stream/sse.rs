@@ -17,7 +17,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -28,6 +28,7 @@ use serde::Serialize;
 use super::params::{RawQuery, StreamParams, parse_sequence};
 use super::replay::{ConnectionGauge, Delivery, Feed, Start};
 use super::wire::{Closing, Recovered, Reset};
+use crate::connection::{Kill, Peer};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::SharedState;
 
@@ -53,6 +54,7 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(1);
     ))]
 pub async fn notifications(
     State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
     headers: HeaderMap,
     query: RawQuery,
 ) -> ApiResult<Response> {
@@ -63,7 +65,7 @@ pub async fn notifications(
     };
     let feed = Feed::open(state.clone(), params.user_id, start).await?;
     let keepalive = KeepAlive::new().interval(state.streams.keepalive);
-    Ok(Sse::new(events(feed, state))
+    Ok(Sse::new(events(feed, state, peer.kill))
         .keep_alive(keepalive)
         .into_response())
 }
@@ -74,70 +76,123 @@ struct Connection {
     _gauge: ConnectionGauge,
 }
 
+/// Events wait here for a client that reads slowly; beyond it the feed's own lag counts.
+const QUEUE: usize = 16;
+
 /// The SSE events of one connection; ends after an `error` or `shutdown` event.
-fn events(feed: Feed, state: SharedState) -> impl Stream<Item = Result<Event, Infallible>> {
+///
+/// A task produces them into a small queue. A client that stops reading blocks hyper's
+/// writes, and hyper then stops polling the response body, so the body could never notice
+/// the client fell behind; the task does, and cuts the connection (there is no way left to
+/// tell the client why).
+fn events(
+    feed: Feed,
+    state: SharedState,
+    kill: Kill,
+) -> impl Stream<Item = Result<Event, Infallible>> {
     let connection = Connection {
         _gauge: ConnectionGauge::open(&state, TRANSPORT),
         feed,
         state,
     };
-    futures::stream::unfold(Some(connection), |connection| async move {
-        let mut connection = connection?;
-        let (event, more) = match connection.feed.next().await {
-            Ok(Delivery::Event(event)) => {
-                let name = match event.kind {
-                    EventType::Created => "notification",
-                    EventType::Delivered | EventType::Failed => "notification.updated",
-                };
-                connection
-                    .state
-                    .metrics
-                    .stream_deliveries
-                    .with_label_values(&[TRANSPORT])
-                    .inc();
-                let sse = json_event(name, &event.notification).id(event.sequence.to_string());
-                (sse, true)
+    let (queue, events) = tokio::sync::mpsc::channel(QUEUE);
+    tokio::spawn(produce(connection, queue, kill));
+    futures::stream::unfold(events, |mut events| async move {
+        let event = events.recv().await?;
+        Some((Ok(event), events))
+    })
+}
+
+async fn produce(mut connection: Connection, queue: tokio::sync::mpsc::Sender<Event>, kill: Kill) {
+    loop {
+        let delivery = tokio::select! {
+            delivery = connection.feed.next() => delivery,
+            // The client went away while the stream was idle.
+            () = queue.closed() => return,
+        };
+        let (event, more) = to_sse(&connection, delivery);
+        tokio::select! {
+            sent = queue.send(event) => {
+                if sent.is_err() {
+                    return;
+                }
             }
-            Ok(Delivery::Recovered {
-                complete,
-                last_sequence,
-            }) => {
-                let recovered = Recovered {
-                    complete,
-                    last_sequence,
-                };
-                let sse = json_event("recovered", &recovered).id(last_sequence.to_string());
-                (sse, true)
-            }
-            Ok(Delivery::Reset { latest }) => {
-                let sse = json_event("reset", &Reset::new(latest)).id(latest.to_string());
-                (sse, true)
-            }
-            Ok(Delivery::SlowConsumer) => {
+            () = connection.feed.fell_behind() => {
                 connection
                     .state
                     .metrics
                     .slow_consumer_disconnects
                     .with_label_values(&[TRANSPORT])
                     .inc();
-                let closing = Closing::slow_consumer(connection.feed.last_sequence());
-                (json_event("error", &closing).retry(RECONNECT_AFTER), false)
+                tracing::info!(last_sequence = connection.feed.last_sequence(), "SSE client too slow; cutting the connection");
+                kill.kill();
+                return;
             }
-            Ok(Delivery::Shutdown) => {
-                let closing = Closing::shutdown(connection.feed.last_sequence());
-                (
-                    json_event("shutdown", &closing).retry(RECONNECT_AFTER),
-                    false,
-                )
-            }
-            Err(error) => {
-                tracing::warn!(%error, "SSE stream ends: the event log is unavailable");
-                let closing = Closing::unavailable(connection.feed.last_sequence());
-                (json_event("error", &closing).retry(RECONNECT_AFTER), false)
-            }
-        };
-        Some((Ok(event), more.then_some(connection)))
-    })
+        }
+        if !more {
+            return;
+        }
+    }
+}
+
+/// The SSE event for a delivery, and whether the stream goes on after it.
+fn to_sse(
+    connection: &Connection,
+    delivery: Result<Delivery, herald_core::db::DbError>,
+) -> (Event, bool) {
+    match delivery {
+        Ok(Delivery::Event(event)) => {
+            let name = match event.kind {
+                EventType::Created => "notification",
+                EventType::Delivered | EventType::Failed => "notification.updated",
+            };
+            connection
+                .state
+                .metrics
+                .stream_deliveries
+                .with_label_values(&[TRANSPORT])
+                .inc();
+            let sse = json_event(name, &event.notification).id(event.sequence.to_string());
+            (sse, true)
+        }
+        Ok(Delivery::Recovered {
+            complete,
+            last_sequence,
+        }) => {
+            let recovered = Recovered {
+                complete,
+                last_sequence,
+            };
+            let sse = json_event("recovered", &recovered).id(last_sequence.to_string());
+            (sse, true)
+        }
+        Ok(Delivery::Reset { latest }) => {
+            let sse = json_event("reset", &Reset::new(latest)).id(latest.to_string());
+            (sse, true)
+        }
+        Ok(Delivery::SlowConsumer) => {
+            connection
+                .state
+                .metrics
+                .slow_consumer_disconnects
+                .with_label_values(&[TRANSPORT])
+                .inc();
+            let closing = Closing::slow_consumer(connection.feed.last_sequence());
+            (json_event("error", &closing).retry(RECONNECT_AFTER), false)
+        }
+        Ok(Delivery::Shutdown) => {
+            let closing = Closing::shutdown(connection.feed.last_sequence());
+            (
+                json_event("shutdown", &closing).retry(RECONNECT_AFTER),
+                false,
+            )
+        }
+        Err(error) => {
+            tracing::warn!(%error, "SSE stream ends: the event log is unavailable");
+            let closing = Closing::unavailable(connection.feed.last_sequence());
+            (json_event("error", &closing).retry(RECONNECT_AFTER), false)
+        }
+    }
 }
 
 fn json_event(name: &str, data: &impl Serialize) -> Event {

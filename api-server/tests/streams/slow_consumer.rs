@@ -10,6 +10,23 @@ const MAX_NOTIFICATIONS: usize = 5000;
 const WS_DISCONNECTS: &str = "herald_slow_consumer_disconnects_total{transport=\"websocket\"}";
 const SOCKET_IO_DISCONNECTS: &str =
     "herald_slow_consumer_disconnects_total{transport=\"socketio\"}";
+const SSE_DISCONNECTS: &str = "herald_slow_consumer_disconnects_total{transport=\"sse\"}";
+
+/// An SSE request on a raw socket that is then never read.
+async fn stalled_sse(port: u16) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    socket
+        .write_all(
+            format!("GET /api/sse/notifications HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .expect("request");
+    socket
+}
 
 #[tokio::test]
 async fn stalled_clients_are_disconnected_while_live_ones_receive_everything() {
@@ -17,6 +34,7 @@ async fn stalled_clients_are_disconnected_while_live_ones_receive_everything() {
     let server = Server::start(&backing, &[("STREAM_BUFFER", "32")]).await;
     let mut stalled_ws = WsClient::connect(&server.ws_url("/api/ws")).await;
     let stalled_socket_io = stalled_socket_io(server.port).await;
+    let mut stalled_sse = stalled_sse(server.port).await;
     let mut live_ws = WsClient::connect(&server.ws_url("/api/ws")).await;
     live_ws.expect("recovered").await;
     let mut live_socket_io = SocketIoClient::connect(&server.base, None).await;
@@ -79,10 +97,11 @@ async fn stalled_clients_are_disconnected_while_live_ones_receive_everything() {
     let mut posted = Vec::new();
     while server.metric(WS_DISCONNECTS).await < 1.0
         || server.metric(SOCKET_IO_DISCONNECTS).await < 1.0
+        || server.metric(SSE_DISCONNECTS).await < 1.0
     {
         assert!(
             posted.len() < MAX_NOTIFICATIONS,
-            "{MAX_NOTIFICATIONS} notifications did not get both stalled clients disconnected:\n{}",
+            "{MAX_NOTIFICATIONS} notifications did not get every stalled client disconnected:\n{}",
             server.metrics().await
         );
         for _ in 0..BATCH {
@@ -124,4 +143,20 @@ async fn stalled_clients_are_disconnected_while_live_ones_receive_everything() {
         assert_eq!(frame.reason.as_str(), "slow consumer");
     }
     drop(stalled_socket_io);
+
+    // The stalled SSE client, reading at last, finds the connection cut short of the flood.
+    let mut bytes = Vec::new();
+    let cut = within("the end of the stalled SSE connection", async {
+        use tokio::io::AsyncReadExt;
+        stalled_sse.read_to_end(&mut bytes).await
+    })
+    .await;
+    let events = String::from_utf8_lossy(&bytes)
+        .matches("event: notification\n")
+        .count();
+    assert!(
+        events < posted.len(),
+        "the stalled SSE client was cut off ({events} of {} events, {cut:?})",
+        posted.len()
+    );
 }
