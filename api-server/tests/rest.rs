@@ -34,14 +34,7 @@ fn identities(list: &Value) -> Value {
 /// What every deployment of the API must do, whatever stores it uses.
 async fn serves_the_notification_api(server: &Server) {
     let client = server.client();
-    let health: Value = client
-        .get(server.url("/api/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = server.get_json("/api/health").await;
     assert_eq!(health["status"], "ok");
     let ready = client.get(server.url("/api/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
@@ -72,14 +65,7 @@ async fn serves_the_notification_api(server: &Server) {
         .unwrap();
     assert_eq!(identity(&one), identity(&first));
 
-    let list: Value = client
-        .get(server.url("/api/notifications"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = server.get_json("/api/notifications").await;
     assert_eq!(
         identities(&list["notifications"]),
         identities(&json!([second, first])),
@@ -87,14 +73,7 @@ async fn serves_the_notification_api(server: &Server) {
     );
     assert!(list.get("nextBefore").is_none(), "one page only");
 
-    let page: Value = client
-        .get(server.url("/api/notifications?limit=1"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = server.get_json("/api/notifications?limit=1").await;
     assert_eq!(
         identities(&page["notifications"]),
         identities(&json!([second]))
@@ -102,14 +81,9 @@ async fn serves_the_notification_api(server: &Server) {
     let next = page["nextBefore"]
         .as_i64()
         .expect("a cursor to the next page");
-    let older: Value = client
-        .get(server.url(&format!("/api/notifications?limit=1&before={next}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let older: Value = server
+        .get_json(&format!("/api/notifications?limit=1&before={next}"))
+        .await;
     assert_eq!(
         identities(&older["notifications"]),
         identities(&json!([first]))
@@ -131,26 +105,14 @@ async fn serves_the_notification_api(server: &Server) {
         "before accepts an id too"
     );
 
-    let filtered: Value = client
-        .get(server.url("/api/notifications?type=error&userId=alice"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let filtered: Value = server
+        .get_json("/api/notifications?type=error&userId=alice")
+        .await;
     assert_eq!(
         identities(&filtered["notifications"]),
         identities(&json!([second]))
     );
-    let none: Value = client
-        .get(server.url("/api/notifications?type=success"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let none: Value = server.get_json("/api/notifications?type=success").await;
     assert_eq!(none["notifications"], json!([]));
 
     let jobs = client.get(server.url("/api/jobs")).send().await.unwrap();
@@ -162,25 +124,11 @@ async fn serves_the_notification_api(server: &Server) {
         .await
         .unwrap();
     assert_eq!(seen.status(), 204);
-    let alice: Value = client
-        .get(server.url("/api/users/alice"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let alice: Value = server.get_json("/api/users/alice").await;
     assert_eq!(alice["userId"], "alice");
     assert!(alice["lastSeenAt"].is_string(), "{alice}");
 
-    let openapi: Value = client
-        .get(server.url("/api/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let openapi: Value = server.get_json("/api/openapi.json").await;
     for path in [
         "/api/jobs",
         "/api/users/{userId}",
@@ -643,14 +591,8 @@ async fn honours_idempotency_keys(server: &Server) {
     assert_eq!(error["error"]["code"], "idempotency_key_reused");
 
     let list: Value = server
-        .client()
-        .get(server.url("/api/notifications?type=success&limit=500"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/notifications?type=success&limit=500")
+        .await;
     let paid = list["notifications"]
         .as_array()
         .unwrap()
@@ -717,17 +659,7 @@ async fn the_second_read_of_a_list_is_a_cache_hit_and_a_create_invalidates_it() 
     server
         .create(json!({"message": "one", "type": "info"}))
         .await;
-    let list = || async {
-        server
-            .client()
-            .get(server.url("/api/notifications"))
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
-    };
+    let list = || async { server.get_json("/api/notifications").await };
     // Without Kafka the server processes "one" in process; its status change invalidates the
     // cache when it arrives through the fan-out. Wait until lists show it, then count.
     tokio::time::timeout(Duration::from_secs(30), async {
@@ -1044,15 +976,7 @@ async fn embedded_mode_runs_the_job_schedules_and_lists_their_runs() {
         .await;
     let runs = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
-            let page: Value = server
-                .client()
-                .get(server.url("/api/jobs?job=user-sync"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let page: Value = server.get_json("/api/jobs?job=user-sync").await;
             let finished = page["runs"]
                 .as_array()
                 .unwrap()

@@ -200,6 +200,21 @@ impl Server {
         serde_json::from_str(&text).expect("the POST response is JSON")
     }
 
+    /// GETs `path` and returns its JSON body; fails the test unless the answer is 200.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = response.status();
+        let text = response.text().await.expect("reading the response");
+        assert_eq!(status, 200, "GET {path} answered {status}: {text}");
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("GET {path} is not JSON ({e}): {text}"))
+    }
+
     /// The Prometheus text of `/metrics`.
     pub async fn metrics(&self) -> String {
         self.client
