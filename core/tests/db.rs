@@ -1,23 +1,12 @@
 //! The store on the real PostgreSQL of the test environment and on an embedded SQLite file:
 //! both backends must behave the same.
 
+mod support;
+
 use herald_core::db::{Db, ListQuery, NewEntry, RequestFingerprint};
 use herald_core::event::EventType;
 use herald_core::notification::{NewNotification, NotificationType, Status};
-
-async fn postgres() -> Db {
-    let database = test_support::test_database().await;
-    let db = Db::connect(&database.url, 5).await.expect("connect");
-    db.migrate().await.expect("migrate");
-    db
-}
-
-async fn sqlite(dir: &tempfile::TempDir) -> Db {
-    let url = format!("sqlite://{}", dir.path().join("herald.db").display());
-    let db = Db::connect(&url, 4).await.expect("connect");
-    db.migrate().await.expect("migrate");
-    db
-}
+use support::{postgres, sqlite};
 
 fn new(message: &str, kind: NotificationType, user: Option<&str>) -> NewNotification {
     NewNotification::new(message.into(), kind, user.map(Into::into), None).expect("valid")

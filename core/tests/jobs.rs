@@ -1,5 +1,7 @@
 //! The batch jobs on the real PostgreSQL of the test environment and on SQLite.
 
+mod support;
+
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -8,20 +10,7 @@ use herald_core::jobs::{
     CleanupParams, Job, JobError, JobOptions, JobOutput, LogProgress, ReportParams, ReportPeriod,
     run_job,
 };
-
-async fn postgres() -> Db {
-    let database = test_support::test_database().await;
-    let db = Db::connect(&database.url, 5).await.expect("connect");
-    db.migrate().await.expect("migrate");
-    db
-}
-
-async fn sqlite(dir: &tempfile::TempDir) -> Db {
-    let url = format!("sqlite://{}", dir.path().join("herald.db").display());
-    let db = Db::connect(&url, 4).await.expect("connect");
-    db.migrate().await.expect("migrate");
-    db
-}
+use support::{postgres, sqlite};
 
 fn micros(time: DateTime<Utc>) -> i64 {
     time.timestamp_micros()

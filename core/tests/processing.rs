@@ -1,25 +1,14 @@
 //! The processing step on the real PostgreSQL of the test environment and on SQLite:
 //! status changes, their events, and idempotency by event id.
 
+mod support;
+
 use herald_core::db::Db;
 use herald_core::event::{Event, EventType};
 use herald_core::notification::{NewNotification, NotificationType, Status};
 use herald_core::processing::{Outcome, ProcessError, process_event};
+use support::{postgres, sqlite};
 use uuid::Uuid;
-
-async fn postgres() -> Db {
-    let database = test_support::test_database().await;
-    let db = Db::connect(&database.url, 10).await.expect("connect");
-    db.migrate().await.expect("migrate");
-    db
-}
-
-async fn sqlite(dir: &tempfile::TempDir) -> Db {
-    let url = format!("sqlite://{}", dir.path().join("herald.db").display());
-    let db = Db::connect(&url, 4).await.expect("connect");
-    db.migrate().await.expect("migrate");
-    db
-}
 
 async fn created(db: &Db, user: Option<&str>) -> Event {
     let new = NewNotification::new(
