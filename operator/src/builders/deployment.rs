@@ -1,0 +1,224 @@
+//! Deployments of the api-server and the processor.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    ContainerPort, HTTPGetAction, PodTemplateSpec, Probe, ResourceRequirements, TCPSocketAction,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::ObjectMeta;
+
+use super::pod::{container, pod_annotations, pod_spec};
+use super::{API_PORT, Component, PROCESSOR_METRICS_PORT, child_meta, labels, selector_labels};
+use crate::crd::NotificationPlatform;
+
+pub fn api_deployment(platform: &NotificationPlatform) -> Deployment {
+    let spec = &platform.spec.api;
+    let mut main = container(
+        platform,
+        "api-server",
+        Component::Api.service_name(),
+        vec!["api-server".into()],
+    );
+    main.ports = Some(vec![port("http", API_PORT)]);
+    // Ready: its database, Redis and Kafka answer; alive: the process serves HTTP.
+    main.readiness_probe = Some(http_probe("/api/ready", "http"));
+    main.liveness_probe = Some(Probe {
+        failure_threshold: Some(6),
+        ..http_probe("/api/health", "http")
+    });
+    main.resources = Some(spec.resources.clone().unwrap_or_else(default_resources));
+    deployment(platform, Component::Api, spec.replicas, main, API_PORT)
+}
+
+pub fn processor_deployment(platform: &NotificationPlatform) -> Deployment {
+    let spec = &platform.spec.processor;
+    let mut main = container(
+        platform,
+        "processor",
+        Component::Processor.service_name(),
+        vec!["processor".into(), "consume".into()],
+    );
+    main.ports = Some(vec![port("metrics", PROCESSOR_METRICS_PORT)]);
+    // The consumer has no HTTP API; its metrics listener answering is the liveness signal.
+    main.liveness_probe = Some(Probe {
+        tcp_socket: Some(TCPSocketAction {
+            port: IntOrString::String("metrics".into()),
+            ..TCPSocketAction::default()
+        }),
+        period_seconds: Some(10),
+        failure_threshold: Some(6),
+        ..Probe::default()
+    });
+    main.resources = Some(spec.resources.clone().unwrap_or_else(default_resources));
+    deployment(
+        platform,
+        Component::Processor,
+        spec.replicas,
+        main,
+        PROCESSOR_METRICS_PORT,
+    )
+}
+
+fn deployment(
+    platform: &NotificationPlatform,
+    component: Component,
+    replicas: i32,
+    main: k8s_openapi::api::core::v1::Container,
+    metrics_port: i32,
+) -> Deployment {
+    let component_label = component.as_str();
+    Deployment {
+        metadata: child_meta(platform, component.object_name(platform), component_label),
+        spec: Some(DeploymentSpec {
+            replicas: Some(replicas),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(platform, component_label)),
+                ..LabelSelector::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(platform, component_label)),
+                    annotations: Some(pod_annotations(platform, Some(metrics_port))),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod_spec(vec![main], None)),
+            },
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    }
+}
+
+fn port(name: &str, port: i32) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.to_owned()),
+        container_port: port,
+        protocol: Some("TCP".into()),
+        ..ContainerPort::default()
+    }
+}
+
+fn http_probe(path: &str, port: &str) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_owned()),
+            port: IntOrString::String(port.to_owned()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(10),
+        ..Probe::default()
+    }
+}
+
+/// Requests sized for a small platform and a memory limit so a leak cannot starve the node.
+pub(super) fn default_resources() -> ResourceRequirements {
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_owned(), Quantity("100m".into())),
+            ("memory".to_owned(), Quantity("128Mi".into())),
+        ])),
+        limits: Some(BTreeMap::from([(
+            "memory".to_owned(),
+            Quantity("256Mi".into()),
+        )])),
+        ..ResourceRequirements::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builders::test_fixtures::platform;
+
+    #[test]
+    fn api_runs_api_server_with_spec_replicas_and_image() {
+        let mut p = platform();
+        p.spec.api.replicas = 3;
+        p.spec.image.repository = "registry.example/herald".into();
+        p.spec.image.tag = "1.2.3".into();
+        let d = api_deployment(&p);
+        assert_eq!(d.metadata.name.as_deref(), Some("demo-api"));
+        let spec = d.spec.unwrap();
+        assert_eq!(spec.replicas, Some(3));
+        let pod = spec.template.spec.unwrap();
+        let c = &pod.containers[0];
+        assert_eq!(c.image.as_deref(), Some("registry.example/herald:1.2.3"));
+        assert_eq!(c.command.as_deref(), Some(&["api-server".to_owned()][..]));
+        assert_eq!(c.ports.as_ref().unwrap()[0].container_port, 3001);
+        let ready = c
+            .readiness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap();
+        assert_eq!(ready.path.as_deref(), Some("/api/ready"));
+        let alive = c
+            .liveness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap();
+        assert_eq!(alive.path.as_deref(), Some("/api/health"));
+        assert_eq!(pod.security_context.unwrap().run_as_non_root, Some(true));
+    }
+
+    #[test]
+    fn processor_runs_processor_consume() {
+        let d = processor_deployment(&platform());
+        assert_eq!(d.metadata.name.as_deref(), Some("demo-processor"));
+        let spec = d.spec.unwrap();
+        assert_eq!(spec.replicas, Some(1));
+        let c = &spec.template.spec.unwrap().containers[0];
+        assert_eq!(
+            c.command.as_deref(),
+            Some(&["processor".to_owned(), "consume".to_owned()][..])
+        );
+        assert_eq!(c.ports.as_ref().unwrap()[0].container_port, 9090);
+    }
+
+    #[test]
+    fn selector_matches_template_and_pods_are_scraped() {
+        let spec = api_deployment(&platform()).spec.unwrap();
+        let template = spec.template.metadata.unwrap();
+        let pod_labels = template.labels.unwrap();
+        for (key, value) in spec.selector.match_labels.unwrap() {
+            assert_eq!(pod_labels.get(&key), Some(&value));
+        }
+        let annotations = template.annotations.unwrap();
+        assert_eq!(annotations["prometheus.io/scrape"], "true");
+        assert_eq!(annotations["prometheus.io/port"], "3001");
+    }
+
+    #[test]
+    fn resources_default_or_come_from_spec() {
+        let c = &processor_deployment(&platform())
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+            .containers[0];
+        assert_eq!(c.resources, Some(default_resources()));
+
+        let mut p = platform();
+        let custom = ResourceRequirements {
+            limits: Some(BTreeMap::from([("cpu".to_owned(), Quantity("2".into()))])),
+            ..ResourceRequirements::default()
+        };
+        p.spec.processor.resources = Some(custom.clone());
+        let c = &processor_deployment(&p)
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+            .containers[0];
+        assert_eq!(c.resources, Some(custom));
+    }
+}
