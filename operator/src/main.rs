@@ -124,11 +124,32 @@ async fn run(args: RunArgs, telemetry_args: &TelemetryArgs) -> anyhow::Result<()
     };
     let server = tokio::spawn(http::serve(args.listen, probes.clone(), shutdown()));
 
-    // Fail with a clear message, not a crash loop of watch errors, when the CRD is missing.
-    Api::<NotificationPlatform>::all(client.clone())
+    // Fail with a clear message, not a crash loop of watch errors, when the CRD is missing or
+    // the operator may not read what it watches (the same scope as the controller's watch).
+    let platforms: Api<NotificationPlatform> = match &args.namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    };
+    let scope = args
+        .namespace
+        .as_deref()
+        .map_or("in all namespaces".to_owned(), |ns| {
+            format!("in namespace {ns}")
+        });
+    platforms
         .list_metadata(&ListParams::default().limit(1))
         .await
-        .context("listing NotificationPlatforms; is the CRD installed? (kubectl apply -f crds/)")?;
+        .map_err(|error| match &error {
+            kube::Error::Api(status) if status.code == 404 => anyhow::anyhow!(
+                "the NotificationPlatform CRD is not installed: kubectl apply -f crds/"
+            ),
+            kube::Error::Api(status) if status.code == 403 => anyhow::anyhow!(
+                "may not list NotificationPlatforms {scope}: grant the RBAC of charts/herald-operator \
+                 ({})",
+                status.message
+            ),
+            _ => anyhow::Error::new(error).context(format!("listing NotificationPlatforms {scope}")),
+        })?;
     probes.ready.store(true, Ordering::Relaxed);
 
     let identity = args
