@@ -63,8 +63,13 @@ pub async fn upgrade(
     // happens after it connected.
     let start = params.start();
     let feed = Feed::open(state.clone(), params.user_id, start).await?;
+    // Clients send next to nothing and every frame is sent (and flushed) on its own, so small
+    // buffers do: tungstenite's defaults (128 KiB each way) would dominate the memory of an
+    // idle connection.
     Ok(upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| serve(socket, feed, state)))
 }
 
