@@ -20,6 +20,9 @@ use utoipa_axum::routes;
 use crate::error::ApiError;
 use crate::state::SharedState;
 
+/// Requests slower than this are logged at info like failed ones.
+const SLOW_REQUEST: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Largest accepted request body: a maximal message and metadata with room for JSON escaping.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -127,10 +130,20 @@ async fn record_request(
         .http_duration
         .with_label_values(&labels)
         .observe(elapsed.as_secs_f64());
-    // The access log (probes and scrapes excluded: they would drown it).
+    // The access log: failed and slow requests at info; every request at debug (a log line
+    // costs more than a cached read, so logging each at info would halve throughput; the
+    // metrics count them all). Probes and scrapes are left out: they would drown it.
     if !matches!(route.as_str(), "/api/health" | "/api/ready" | "/metrics") {
+        let duration_ms = elapsed.as_secs_f64() * 1000.0;
         span.in_scope(|| {
-            tracing::info!(status = %status, duration_ms = elapsed.as_secs_f64() * 1000.0, "request");
+            if response.status().is_client_error()
+                || response.status().is_server_error()
+                || elapsed >= SLOW_REQUEST
+            {
+                tracing::info!(status = %status, duration_ms, "request");
+            } else {
+                tracing::debug!(status = %status, duration_ms, "request");
+            }
         });
     }
     response
