@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use herald_core::db::DbError;
 use herald_core::event::{Event, headers};
-use herald_core::processing::{ProcessError, process_event};
+use herald_core::processing::{ProcessError, process_events};
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -203,39 +203,48 @@ async fn publish_to_kafka(
     Ok(count)
 }
 
-/// Processes each pending event as the processor would, fans out what changed, then marks the
-/// events published. A crash in between reprocesses them, which changes nothing (idempotent).
+/// Processes the pending events as the processor would (in one transaction), fans out what
+/// changed, then marks them published. A crash in between reprocesses them, which changes
+/// nothing (idempotent by event id).
 async fn process_in_process(state: &SharedState) -> Result<usize, RelayError> {
     let events = state.db.claim_unpublished(BATCH).await?.events;
-    let mut done = Vec::with_capacity(events.len());
-    for (event, traceparent) in &events {
-        let outcome = match process_event(&state.db, event, traceparent.as_deref()).await {
-            Ok(outcome) => outcome,
-            Err(error) if error.is_transient() => {
-                // Mark what is done; the rest is retried with backoff.
-                state.db.mark_events_published(&done).await?;
-                return Err(RelayError::Process {
-                    event: event.id,
-                    error,
-                });
-            }
-            Err(error) => {
-                // The api-server wrote this event itself, so it is valid; log and move on
-                // rather than block the outbox behind it.
-                tracing::error!(event = %event.id, %error, "in-process processing refused an event");
-                done.push(event.sequence);
-                continue;
-            }
-        };
-        if let Some(changed) = outcome.broadcast()
-            && let Err(error) = state.fanout.publish(changed).await
-        {
-            state.metrics.fanout_publish_errors.inc();
-            tracing::warn!(%error, "could not fan out a status change");
-        }
-        done.push(event.sequence);
+    if events.is_empty() {
+        return Ok(0);
     }
-    state.db.mark_events_published(&done).await?;
-    state.metrics.outbox_published.inc_by(done.len() as u64);
-    Ok(done.len())
+    let batch: Vec<(&Event, Option<&str>)> = events
+        .iter()
+        .map(|(event, traceparent)| (event, traceparent.as_deref()))
+        .collect();
+    let outcomes =
+        process_events(&state.db, &batch)
+            .await
+            .map_err(|error| RelayError::Process {
+                event: events[0].0.id,
+                error,
+            })?;
+    let mut changed = Vec::new();
+    for ((event, _), outcome) in events.iter().zip(outcomes) {
+        match outcome {
+            Ok(outcome) => changed.extend(outcome.broadcast().cloned()),
+            // The api-server wrote this event itself, so it is valid; log and move on rather
+            // than block the outbox behind it.
+            Err(error) => {
+                tracing::error!(event = %event.id, %error, "in-process processing refused an event");
+            }
+        }
+    }
+    if let Err(error) = state.fanout.publish_all(&changed).await {
+        state
+            .metrics
+            .fanout_publish_errors
+            .inc_by(changed.len() as u64);
+        tracing::warn!(%error, "could not fan out status changes");
+    }
+    let sequences: Vec<i64> = events.iter().map(|(event, _)| event.sequence).collect();
+    state.db.mark_events_published(&sequences).await?;
+    state
+        .metrics
+        .outbox_published
+        .inc_by(sequences.len() as u64);
+    Ok(sequences.len())
 }

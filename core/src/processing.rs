@@ -101,6 +101,43 @@ pub async fn process_event(
     })
 }
 
+/// [`process_event`] for several events in one transaction (one flush to disk for all), in
+/// order. The outer error is the database's (the whole batch is to be retried); the inner
+/// results are each event's own: invalid, or what processing did.
+pub async fn process_events(
+    db: &Db,
+    events: &[(&Event, Option<&str>)],
+) -> Result<Vec<Result<Outcome, ProcessError>>, ProcessError> {
+    let mut results: Vec<Option<Result<Outcome, ProcessError>>> = Vec::with_capacity(events.len());
+    let mut to_apply = Vec::new();
+    for (event, traceparent) in events {
+        match validate(event) {
+            Err(error) => results.push(Some(Err(error))),
+            Ok(()) if event.kind != EventType::Created => results.push(Some(Ok(Outcome::Ignored))),
+            Ok(()) => {
+                to_apply.push((event.id, event.notification_id, *traceparent));
+                results.push(None);
+            }
+        }
+    }
+    let mut applied = db.apply_statuses_once(&to_apply, decide).await?.into_iter();
+    Ok(results
+        .into_iter()
+        .map(|result| {
+            result.unwrap_or_else(|| {
+                Ok(match applied.next() {
+                    Some(StatusOutcome::Changed(status_event)) => Outcome::Changed(status_event),
+                    Some(StatusOutcome::AlreadyProcessed) => Outcome::Duplicate,
+                    Some(StatusOutcome::Skipped { reason }) => Outcome::Skipped { reason },
+                    None => Outcome::Skipped {
+                        reason: "the database returned fewer outcomes than events".into(),
+                    },
+                })
+            })
+        })
+        .collect())
+}
+
 /// The stored notification, not the event's copy, is the truth: it may have been settled or
 /// deleted (by the cleanup job) since the event was produced.
 fn decide(current: Option<&Notification>) -> StatusDecision {

@@ -6,7 +6,7 @@ mod support;
 use herald_core::db::Db;
 use herald_core::event::{Event, EventType};
 use herald_core::notification::{NewNotification, NotificationType, Status};
-use herald_core::processing::{Outcome, ProcessError, process_event};
+use herald_core::processing::{Outcome, ProcessError, process_event, process_events};
 use support::{postgres, sqlite};
 use uuid::Uuid;
 
@@ -178,4 +178,68 @@ async fn postgres_concurrent_redeliveries_apply_once() {
     }
     assert_eq!(changed, 1);
     assert_eq!(status_events_of(&db, event.notification_id).await, 1);
+}
+
+async fn processes_a_batch_in_one_transaction(db: Db) {
+    let first = created(&db, None).await;
+    let second = created(&db, Some("erin")).await;
+    let mut inconsistent = created(&db, None).await;
+    inconsistent.notification_id = Uuid::now_v7();
+    let mut status = first.clone();
+    status.kind = EventType::Delivered;
+    let batch = [
+        (&first, None),
+        (
+            &second,
+            Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        ),
+        // The same event twice in one batch is applied once.
+        (&first, None),
+        (&status, None),
+        (&inconsistent, None),
+    ];
+    let outcomes = process_events(&db, &batch).await.expect("the batch");
+    assert_eq!(outcomes.len(), 5);
+    for (i, kind) in [(0, EventType::Delivered), (1, EventType::Delivered)] {
+        let Ok(Outcome::Changed(event)) = &outcomes[i] else {
+            panic!("item {i}: expected a change, got {:?}", outcomes[i]);
+        };
+        assert_eq!(event.kind, kind);
+    }
+    assert!(
+        matches!(outcomes[2], Ok(Outcome::Duplicate)),
+        "{:?}",
+        outcomes[2]
+    );
+    assert!(
+        matches!(outcomes[3], Ok(Outcome::Ignored)),
+        "{:?}",
+        outcomes[3]
+    );
+    assert!(
+        matches!(outcomes[4], Err(ProcessError::Invalid(_))),
+        "{:?}",
+        outcomes[4]
+    );
+    assert_eq!(status_events_of(&db, first.notification_id).await, 1);
+    assert_eq!(status_events_of(&db, second.notification_id).await, 1);
+
+    let again = process_events(&db, &batch[..2])
+        .await
+        .expect("a redelivery");
+    assert!(
+        again.iter().all(|o| matches!(o, Ok(Outcome::Duplicate))),
+        "{again:?}"
+    );
+}
+
+#[tokio::test]
+async fn postgres_processes_a_batch_in_one_transaction() {
+    processes_a_batch_in_one_transaction(postgres().await).await;
+}
+
+#[tokio::test]
+async fn sqlite_processes_a_batch_in_one_transaction() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    processes_a_batch_in_one_transaction(sqlite(&dir).await).await;
 }
