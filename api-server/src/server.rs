@@ -133,7 +133,7 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let signal_token = shutdown.clone();
     axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
         .with_graceful_shutdown(async move {
-            wait_for_signal().await;
+            herald_core::shutdown::signal().await;
             tracing::info!(
                 "shutting down: finishing requests, closing streams, flushing the relay"
             );
@@ -204,26 +204,5 @@ async fn invalidate_on_changes(state: SharedState, shutdown: CancellationToken) 
             state.metrics.cache_errors.inc();
             tracing::warn!(%error, "could not invalidate the list cache");
         }
-    }
-}
-
-async fn wait_for_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
     }
 }

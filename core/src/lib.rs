@@ -7,4 +7,5 @@ pub mod fanout;
 pub mod jobs;
 pub mod notification;
 pub mod processing;
+pub mod shutdown;
 pub mod telemetry;

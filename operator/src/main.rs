@@ -113,7 +113,7 @@ async fn run(args: RunArgs, telemetry_args: &TelemetryArgs) -> anyhow::Result<()
         }
     };
     tokio::spawn(async move {
-        wait_for_signal().await;
+        herald_core::shutdown::signal().await;
         info!("shutting down");
         let _ = stop.send(true);
     });
@@ -197,26 +197,4 @@ async fn run(args: RunArgs, telemetry_args: &TelemetryArgs) -> anyhow::Result<()
 
 fn hostname() -> String {
     std::env::var("HOSTNAME").unwrap_or_else(|_| "herald-operator".into())
-}
-
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(error) => {
-                    error!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the operator");
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

@@ -39,7 +39,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::dead_letter::{self, Failure as DeadLetterFailure};
 use crate::kafka::{self, HeaderExtractor};
 use crate::metrics::Metrics;
-use crate::{Failure, connect_db, require_brokers, require_redis, shutdown_signal};
+use crate::{Failure, connect_db, require_brokers, require_redis};
 
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
@@ -182,7 +182,7 @@ pub async fn run(args: ConsumeArgs) -> Result<(), Failure> {
     tokio::spawn({
         let shutdown = shutdown.clone();
         async move {
-            shutdown_signal().await;
+            herald_core::shutdown::signal().await;
             tracing::info!("shutting down: finishing the records in hand");
             shutdown.cancel();
         }

@@ -15,7 +15,7 @@ use herald_core::jobs::{
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-use crate::{Failure, connect_db, shutdown_signal};
+use crate::{Failure, connect_db};
 
 #[derive(Debug, Args)]
 pub struct JobArgs {
@@ -194,7 +194,7 @@ pub async fn run_schedule(args: ScheduleCommand) -> Result<(), Failure> {
     tokio::spawn({
         let shutdown = shutdown.clone();
         async move {
-            shutdown_signal().await;
+            herald_core::shutdown::signal().await;
             shutdown.cancel();
         }
     });
