@@ -109,17 +109,11 @@ async fn a_posted_notification_reaches_a_websocket_client_as_delivered() {
     assert!(delivered["sequence"].as_i64() > created["sequence"].as_i64());
 
     let stored: Value = server
-        .client()
-        .get(server.url(&format!(
+        .get_json(&format!(
             "/api/notifications/{}",
             created["id"].as_str().unwrap()
-        )))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ))
+        .await;
     assert_eq!(stored["status"], "delivered");
     assert!(
         processor.try_wait().expect("status").is_none(),

@@ -52,17 +52,12 @@ async fn serves_the_notification_api(server: &Server) {
     assert!(second["sequence"].as_i64() > first["sequence"].as_i64());
     assert_eq!(second["metadata"], json!({"k": [1, 2]}));
 
-    let one: Value = client
-        .get(server.url(&format!(
+    let one: Value = server
+        .get_json(&format!(
             "/api/notifications/{}",
             first["id"].as_str().unwrap()
-        )))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ))
+        .await;
     assert_eq!(identity(&one), identity(&first));
 
     let list: Value = server.get_json("/api/notifications").await;
@@ -88,17 +83,12 @@ async fn serves_the_notification_api(server: &Server) {
         identities(&older["notifications"]),
         identities(&json!([first]))
     );
-    let by_id: Value = client
-        .get(server.url(&format!(
+    let by_id: Value = server
+        .get_json(&format!(
             "/api/notifications?before={}",
             second["id"].as_str().unwrap()
-        )))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ))
+        .await;
     assert_eq!(
         identities(&by_id["notifications"]),
         identities(&json!([first])),
@@ -700,9 +690,7 @@ async fn the_second_read_of_a_list_is_a_cache_hit_and_a_create_invalidates_it() 
 
 #[tokio::test]
 async fn without_redis_reads_and_writes_still_work() {
-    let redis = tokio::task::spawn_blocking(|| test_support::PrivateEnv::start(&["redis"]))
-        .await
-        .unwrap();
+    let redis = test_support::PrivateEnv::start(&["redis"]).await;
     let backing = Backing {
         redis_url: redis.var("REDIS_URL").to_owned(),
         ..Backing::real().await
@@ -711,12 +699,7 @@ async fn without_redis_reads_and_writes_still_work() {
     server
         .create(json!({"message": "before the outage", "type": "info"}))
         .await;
-    let redis = tokio::task::spawn_blocking(move || {
-        redis.stop("redis");
-        redis
-    })
-    .await
-    .unwrap();
+    redis.stop("redis").await;
 
     let created = server
         .create(json!({"message": "during the outage", "type": "warning"}))
@@ -852,9 +835,7 @@ async fn created_notifications_are_published_to_kafka_with_headers() {
 
 #[tokio::test]
 async fn notifications_created_while_kafka_is_down_arrive_when_it_returns() {
-    let kafka = tokio::task::spawn_blocking(|| test_support::PrivateEnv::start(&["kafka"]))
-        .await
-        .unwrap();
+    let kafka = test_support::PrivateEnv::start(&["kafka"]).await;
     let brokers = kafka.var("KAFKA_BROKERS").to_owned();
     let topic = "herald.notifications";
     create_topic(&brokers, topic).await;
@@ -866,12 +847,7 @@ async fn notifications_created_while_kafka_is_down_arrive_when_it_returns() {
             .await,
     ];
 
-    let kafka = tokio::task::spawn_blocking(move || {
-        kafka.stop("kafka");
-        kafka
-    })
-    .await
-    .unwrap();
+    kafka.stop("kafka").await;
     for i in 0..20 {
         created.push(
             server
@@ -879,12 +855,7 @@ async fn notifications_created_while_kafka_is_down_arrive_when_it_returns() {
                 .await,
         );
     }
-    let kafka = tokio::task::spawn_blocking(move || {
-        kafka.restart("kafka");
-        kafka
-    })
-    .await
-    .unwrap();
+    kafka.restart("kafka").await;
 
     let consumer = consumer(&brokers, topic);
     let records = read_records(&consumer, 21).await;

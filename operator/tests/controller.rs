@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::CronJob;
@@ -391,11 +390,7 @@ async fn wrong_brokers_degrade_until_the_secret_is_fixed() {
 /// Stops and restarts a Kafka of its own (the shared one serves other tests meanwhile).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_outage_degrades_then_recovers_when_kafka_returns() {
-    let kafka = Arc::new(
-        tokio::task::spawn_blocking(|| PrivateEnv::start(&["kafka"]))
-            .await
-            .unwrap(),
-    );
+    let kafka = PrivateEnv::start(&["kafka"]).await;
     let brokers = kafka.var("KAFKA_BROKERS").to_owned();
     // A short resync: nothing in Kubernetes changes when Kafka goes away.
     let env = start_with(&brokers, Duration::from_secs(2)).await;
@@ -403,10 +398,7 @@ async fn kafka_outage_degrades_then_recovers_when_kafka_returns() {
     env.condition("stopped", "KafkaTopicsReady", "True", None)
         .await;
 
-    let stopper = kafka.clone();
-    tokio::task::spawn_blocking(move || stopper.stop("kafka"))
-        .await
-        .unwrap();
+    kafka.stop("kafka").await;
     let degraded = env
         .condition("stopped", "Degraded", "True", Some("KafkaUnreachable"))
         .await;
@@ -418,10 +410,7 @@ async fn kafka_outage_degrades_then_recovers_when_kafka_returns() {
     );
     env.event("Warning", "KafkaUnreachable").await;
 
-    let restarter = kafka.clone();
-    tokio::task::spawn_blocking(move || restarter.restart("kafka"))
-        .await
-        .unwrap();
+    kafka.restart("kafka").await;
     env.condition("stopped", "Degraded", "False", None).await;
     env.condition("stopped", "KafkaTopicsReady", "True", None)
         .await;

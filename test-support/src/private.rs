@@ -31,8 +31,8 @@ const PORT_VARIABLES: [&str; 7] = [
 
 impl PrivateEnv {
     /// Starts the named components (`postgres`, `redis`, `kafka`, `kube`) and waits until they
-    /// answer. Blocks while they start: several seconds for Kafka.
-    pub fn start(components: &[&str]) -> Self {
+    /// answer: several seconds for Kafka.
+    pub async fn start(components: &[&str]) -> Self {
         let run_dir = std::env::temp_dir().join(crate::unique_name("herald-private"));
         let ports = PORT_VARIABLES
             .into_iter()
@@ -43,10 +43,10 @@ impl PrivateEnv {
             ports,
             vars: HashMap::new(),
         };
-        env.testenv(&[&["up"], components].concat());
-        let output = env
-            .command(&["env"])
+        env.testenv(&[&["up"], components].concat()).await;
+        let output = tokio::process::Command::from(env.command(&["env"]))
             .output()
+            .await
             .expect("run scripts/testenv env");
         env.vars = String::from_utf8_lossy(&output.stdout)
             .lines()
@@ -66,13 +66,13 @@ impl PrivateEnv {
     }
 
     /// Stops a component, keeping its data.
-    pub fn stop(&self, component: &str) {
-        self.testenv(&["stop", component]);
+    pub async fn stop(&self, component: &str) {
+        self.testenv(&["stop", component]).await;
     }
 
     /// Starts a stopped component again and waits until it answers.
-    pub fn restart(&self, component: &str) {
-        self.testenv(&["up", component]);
+    pub async fn restart(&self, component: &str) {
+        self.testenv(&["up", component]).await;
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -84,8 +84,11 @@ impl PrivateEnv {
         command
     }
 
-    fn testenv(&self, args: &[&str]) {
-        let output = self.command(args).output().expect("run scripts/testenv");
+    async fn testenv(&self, args: &[&str]) {
+        let output = tokio::process::Command::from(self.command(args))
+            .output()
+            .await
+            .expect("run scripts/testenv");
         assert!(
             output.status.success(),
             "scripts/testenv {} failed for the private environment:\n{}",

@@ -186,9 +186,7 @@ async fn kube_applies_a_crd_and_watches_its_objects() {
 /// A private Redis can be stopped and restarted without touching the shared one.
 #[tokio::test]
 async fn a_private_component_stops_and_restarts() {
-    let private = tokio::task::spawn_blocking(|| test_support::PrivateEnv::start(&["redis"]))
-        .await
-        .expect("start");
+    let private = test_support::PrivateEnv::start(&["redis"]).await;
     let url = private.var("REDIS_URL").to_owned();
     assert_ne!(url, test_support::settings().redis_url);
     let ping = |url: String| async move {
@@ -199,22 +197,11 @@ async fn a_private_component_stops_and_restarts() {
             .await
     };
     assert_eq!(ping(url.clone()).await.expect("ping"), "PONG");
-    let private = tokio::task::spawn_blocking(move || {
-        private.stop("redis");
-        private
-    })
-    .await
-    .expect("stop");
+    private.stop("redis").await;
     assert!(
         ping(url.clone()).await.is_err(),
         "a stopped Redis refuses connections"
     );
-    let private = tokio::task::spawn_blocking(move || {
-        private.restart("redis");
-        private
-    })
-    .await
-    .expect("restart");
+    private.restart("redis").await;
     assert_eq!(ping(url).await.expect("ping after restart"), "PONG");
-    drop(private);
 }
