@@ -704,14 +704,7 @@ async fn without_redis_reads_and_writes_still_work() {
     let created = server
         .create(json!({"message": "during the outage", "type": "warning"}))
         .await;
-    let response = server
-        .client()
-        .get(server.url("/api/notifications"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let list: Value = response.json().await.unwrap();
+    let list = server.get_json("/api/notifications").await;
     assert_eq!(
         identity(&list["notifications"][0]),
         identity(&created),
