@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::notification::{Notification, Status};
+use crate::notification::Notification;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum EventType {
@@ -31,15 +31,6 @@ impl EventType {
             .into_iter()
             .find(|t| t.as_str() == value)
     }
-
-    /// The status a notification has after this event.
-    pub fn resulting_status(self) -> Status {
-        match self {
-            Self::Created => Status::Pending,
-            Self::Delivered => Status::Delivered,
-            Self::Failed => Status::Failed,
-        }
-    }
 }
 
 /// One entry of the event log. The payload is the whole notification as it is after the
@@ -63,5 +54,4 @@ pub mod headers {
     pub const EVENT_ID: &str = "event-id";
     pub const EVENT_TYPE: &str = "event-type";
     pub const TRACEPARENT: &str = "traceparent";
-    pub const TRACESTATE: &str = "tracestate";
 }

@@ -34,7 +34,6 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::dead_letter::{self, Failure as DeadLetterFailure};
 use crate::kafka::{self, HeaderExtractor};
@@ -352,10 +351,7 @@ impl Handler {
             outcome = tracing::field::Empty,
         );
         // Continue the producer's trace (HTTP -> Kafka -> processor -> broadcast).
-        let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
-            propagator.extract(&HeaderExtractor(record.headers()))
-        });
-        let _ = span.set_parent(parent);
+        herald_core::telemetry::continue_trace(&span, &HeaderExtractor(record.headers()));
         let outcome = self.handle_traced(record).instrument(span.clone()).await?;
         span.record("outcome", outcome);
         self.metrics.records.with_label_values(&[outcome]).inc();
