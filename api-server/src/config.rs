@@ -71,8 +71,9 @@ pub struct ServerArgs {
     pub keepalive_seconds: u64,
 
     /// Concurrent transactions that group creates (group commit); each holds one database
-    /// connection while it writes.
-    #[arg(long, env = "WRITE_LANES", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64), global = true)]
+    /// connection while it writes. More lanes mean smaller groups and more flushes to disk:
+    /// on one PostgreSQL core, 2 lanes took 13,600-14,000 POST/s and 4 lanes 10,700.
+    #[arg(long, env = "WRITE_LANES", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64), global = true)]
     pub write_lanes: u16,
 
     /// Origins browsers may call the API from, comma-separated (e.g.

@@ -1,27 +1,39 @@
-//! The outbox relay: hands stored events on and marks them published.
+//! The outbox relay: hands stored events on and takes them out of the outbox.
 //!
-//! POST answers once the event is in the database; this task hands it on afterwards: to Kafka,
-//! or in embedded mode straight to the processor's logic in this process. While Kafka is down,
-//! events wait in the outbox and the relay retries with backoff, so nothing acknowledged is
-//! lost. Kafka may see an event twice (a crash between publish and mark); consumers dedupe by
-//! the `event-id` header, and the processing step is idempotent by event id.
+//! POST answers once the event is in the database (with a row in the `outbox` table); this
+//! task hands it on afterwards: to Kafka, or in embedded mode straight to the processor's
+//! logic in this process. The writer gives it the committed events in memory, so the usual
+//! path reads nothing back; the outbox table is the durable copy it sweeps for whatever that
+//! path missed. While Kafka is down, events wait in the outbox and the relay retries with
+//! backoff, so nothing acknowledged is lost. Kafka may see an event twice (a crash between
+//! publish and delete); consumers dedupe by the `event-id` header, and the processing step is
+//! idempotent by event id.
 
 use std::time::Duration;
 
-use herald_core::db::DbError;
+use chrono::{DateTime, Utc};
+use herald_core::db::{DbError, OutboxBatch, Pending};
 use herald_core::event::{Event, headers};
 use herald_core::processing::{ProcessError, process_events};
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::state::SharedState;
 
 const BATCH: u32 = 500;
-const POLL: Duration = Duration::from_secs(1);
-/// How long the relay waits after a wake-up before it claims the pending events.
+/// Handed-over batches (one per group commit) that may wait for the relay.
+const HANDOFF_BATCHES: usize = 256;
+/// How long the relay waits after a hand-over before it publishes, to gather more.
 const LINGER: Duration = Duration::from_millis(5);
+/// How often the outbox is swept, and how long an event must have waited there to be swept
+/// while the in-memory path is working (anything younger is probably on its way).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+const SWEEP_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 pub enum Destination {
@@ -126,41 +138,91 @@ impl KafkaProbe {
     }
 }
 
+/// Hands the relay the events the writer has just committed, in memory, so that publishing
+/// them needs no database read of the events. Best effort by design: every event also waits
+/// in the outbox table, which the relay sweeps for whatever this path missed.
+pub struct Handoff(mpsc::Sender<Vec<Pending>>);
+
+impl Handoff {
+    pub fn new() -> (Self, mpsc::Receiver<Vec<Pending>>) {
+        let (sender, receiver) = mpsc::channel(HANDOFF_BATCHES);
+        (Self(sender), receiver)
+    }
+
+    /// Never waits: while the relay is behind, the events stay in the outbox for its sweep.
+    pub fn hand_over(&self, events: Vec<Pending>) {
+        let _ = self.0.try_send(events);
+    }
+}
+
 /// Runs until `shutdown`, then publishes what is pending one last time.
-pub async fn run(state: SharedState, destination: Destination, shutdown: CancellationToken) {
-    let mut backoff = Duration::from_millis(100);
+///
+/// Two sources: batches handed over in memory, and a sweep of the outbox for events older
+/// than [`SWEEP_AFTER`] (left by a crash, an outage or another replica). After a failure the
+/// relay works from the outbox alone, with backoff, until it is empty again.
+pub async fn run(
+    state: SharedState,
+    destination: Destination,
+    mut handed_over: mpsc::Receiver<Vec<Pending>>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = MIN_BACKOFF;
+    let mut recovering = false;
+    let mut sweep_at = Instant::now();
     loop {
-        match relay_once(&state, &destination).await {
-            Ok(published) if published == BATCH as usize => continue,
-            Ok(_) => backoff = Duration::from_millis(100),
-            Err(error) => {
-                state.metrics.outbox_publish_errors.inc();
-                tracing::warn!(%error, retry_in = ?backoff, "outbox relay failed; events stay pending");
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    () = tokio::time::sleep(backoff) => {}
+        if Instant::now() >= sweep_at {
+            // While recovering, everything pending is the sweep's: handed-over events too.
+            let waiting_since = if recovering {
+                Utc::now()
+            } else {
+                Utc::now() - SWEEP_AFTER
+            };
+            match sweep(&state, &destination, waiting_since).await {
+                Ok(count) if count == BATCH as usize => continue,
+                Ok(_) => {
+                    recovering = false;
+                    backoff = MIN_BACKOFF;
+                    sweep_at = Instant::now() + SWEEP_EVERY;
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                continue;
+                Err(error) => {
+                    sweep_at = Instant::now() + failed(&state, &error, &mut backoff);
+                    recovering = true;
+                }
             }
-        }
-        if let Ok(backlog) = state.db.unpublished_count().await {
-            state.metrics.outbox_backlog.set(backlog);
+            if let Ok(backlog) = state.db.unpublished_count().await {
+                state.metrics.outbox_backlog.set(backlog);
+            }
         }
         tokio::select! {
             () = shutdown.cancelled() => break,
-            () = state.relay_wakeup.notified() => {
-                // Let more commits land first: each relay round costs a claim, an update and
-                // a commit whatever its size, so under load fewer, fuller rounds are cheaper.
+            batch = handed_over.recv() => {
+                let Some(mut events) = batch else { break };
+                if recovering {
+                    // Still in the outbox; the sweep publishes them once it can.
+                    continue;
+                }
+                // Let more commits land first: each round costs a claim, a delete and a
+                // commit whatever its size, so under load fewer, fuller rounds are cheaper.
                 tokio::time::sleep(LINGER).await;
+                while events.len() < BATCH as usize {
+                    match handed_over.try_recv() {
+                        Ok(more) => events.extend(more),
+                        Err(_) => break,
+                    }
+                }
+                if let Err(error) = relay_handed_over(&state, &destination, events).await {
+                    sweep_at = Instant::now() + failed(&state, &error, &mut backoff);
+                    recovering = true;
+                }
             }
-            () = tokio::time::sleep(POLL) => {}
+            () = tokio::time::sleep_until(sweep_at) => {}
         }
     }
-    // Flush: what was acknowledged before SIGTERM should reach Kafka before we exit.
+    // Flush: what was acknowledged before SIGTERM should reach Kafka before we exit. The
+    // writer has stopped, so everything pending is in the outbox.
     let flush = async {
         loop {
-            match relay_once(&state, &destination).await {
+            match sweep(&state, &destination, Utc::now()).await {
                 Ok(0) => return,
                 Ok(_) => {}
                 Err(error) => {
@@ -181,25 +243,54 @@ pub async fn run(state: SharedState, destination: Destination, shutdown: Cancell
     }
 }
 
-async fn relay_once(state: &SharedState, destination: &Destination) -> Result<usize, RelayError> {
+/// Counts and logs a failed round; returns how long to wait before the next sweep.
+fn failed(state: &SharedState, error: &RelayError, backoff: &mut Duration) -> Duration {
+    state.metrics.outbox_publish_errors.inc();
+    let wait = *backoff;
+    tracing::warn!(%error, retry_in = ?wait, "outbox relay failed; events stay pending");
+    *backoff = (*backoff * 2).min(MAX_BACKOFF);
+    wait
+}
+
+async fn relay_handed_over(
+    state: &SharedState,
+    destination: &Destination,
+    events: Vec<Pending>,
+) -> Result<usize, RelayError> {
     match destination {
-        Destination::Kafka(kafka) => publish_to_kafka(state, kafka).await,
-        Destination::InProcess => process_in_process(state).await,
+        Destination::Kafka(kafka) => {
+            let batch = state.db.claim_handed_over(events).await?;
+            publish_to_kafka(state, kafka, batch).await
+        }
+        Destination::InProcess => process_in_process(state, events).await,
+    }
+}
+
+async fn sweep(
+    state: &SharedState,
+    destination: &Destination,
+    waiting_since: DateTime<Utc>,
+) -> Result<usize, RelayError> {
+    let batch = state.db.claim_unpublished(BATCH, waiting_since).await?;
+    match destination {
+        Destination::Kafka(kafka) => publish_to_kafka(state, kafka, batch).await,
+        // SQLite: release the read transaction before processing writes elsewhere.
+        Destination::InProcess => process_in_process(state, batch.events).await,
     }
 }
 
 async fn publish_to_kafka(
     state: &SharedState,
     destination: &KafkaDestination,
+    batch: OutboxBatch,
 ) -> Result<usize, RelayError> {
-    let batch = state.db.claim_unpublished(BATCH).await?;
     if batch.events.is_empty() {
         return Ok(0);
     }
     let sends = batch
         .events
         .iter()
-        .map(|(event, traceparent)| destination.publish(event, traceparent.as_deref()));
+        .map(|pending| destination.publish(&pending.event, pending.traceparent.as_deref()));
     // Sent concurrently; a failure abandons the batch (the transaction rolls back on drop) and
     // the whole batch is retried, which can only duplicate, never lose.
     futures::future::try_join_all(sends).await?;
@@ -210,32 +301,34 @@ async fn publish_to_kafka(
 }
 
 /// Processes the pending events as the processor would (in one transaction), fans out what
-/// changed, then marks them published. A crash in between reprocesses them, which changes
-/// nothing (idempotent by event id).
-async fn process_in_process(state: &SharedState) -> Result<usize, RelayError> {
-    let events = state.db.claim_unpublished(BATCH).await?.events;
+/// changed, then takes them out of the outbox. A crash in between reprocesses them, which
+/// changes nothing (idempotent by event id).
+async fn process_in_process(
+    state: &SharedState,
+    events: Vec<Pending>,
+) -> Result<usize, RelayError> {
     if events.is_empty() {
         return Ok(0);
     }
     let batch: Vec<(&Event, Option<&str>)> = events
         .iter()
-        .map(|(event, traceparent)| (event, traceparent.as_deref()))
+        .map(|pending| (&pending.event, pending.traceparent.as_deref()))
         .collect();
     let outcomes =
         process_events(&state.db, &batch)
             .await
             .map_err(|error| RelayError::Process {
-                event: events[0].0.id,
+                event: events[0].event.id,
                 error,
             })?;
     let mut changed = Vec::new();
-    for ((event, _), outcome) in events.iter().zip(outcomes) {
+    for (pending, outcome) in events.iter().zip(outcomes) {
         match outcome {
             Ok(outcome) => changed.extend(outcome.broadcast().cloned()),
             // The api-server wrote this event itself, so it is valid; log and move on rather
             // than block the outbox behind it.
             Err(error) => {
-                tracing::error!(event = %event.id, %error, "in-process processing refused an event");
+                tracing::error!(event = %pending.event.id, %error, "in-process processing refused an event");
             }
         }
     }
@@ -246,7 +339,10 @@ async fn process_in_process(state: &SharedState) -> Result<usize, RelayError> {
             .inc_by(changed.len() as u64);
         tracing::warn!(%error, "could not fan out status changes");
     }
-    let sequences: Vec<i64> = events.iter().map(|(event, _)| event.sequence).collect();
+    let sequences: Vec<i64> = events
+        .iter()
+        .map(|pending| pending.event.sequence)
+        .collect();
     state.db.mark_events_published(&sequences).await?;
     state
         .metrics

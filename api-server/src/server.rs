@@ -7,7 +7,6 @@ use anyhow::Context;
 use herald_core::db::Db;
 use herald_core::fanout::{Fanout, FanoutItem};
 use herald_core::jobs::schedule;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::ListCache;
@@ -91,13 +90,14 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     };
 
     let (writer, lanes) = Writer::new(usize::from(args.write_lanes));
+    let (relay_handoff, handed_over) = relay::Handoff::new();
     let state: SharedState = Arc::new(AppState {
         writer,
         db,
         cache,
         fanout,
         metrics,
-        relay_wakeup: Notify::new(),
+        relay_handoff,
         kafka: probe,
         streams: StreamSettings {
             buffer: args.stream_buffer,
@@ -111,7 +111,12 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let drained = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
     writer::spawn(&state, lanes, &drained, &mut tasks);
-    tasks.spawn(relay::run(state.clone(), destination, drained.clone()));
+    tasks.spawn(relay::run(
+        state.clone(),
+        destination,
+        handed_over,
+        drained.clone(),
+    ));
     if !scheduled.is_empty() {
         let (db, stop) = (state.db.clone(), drained.clone());
         tasks.spawn(async move {

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use herald_core::db::Db;
 use herald_core::fanout::Fanout;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::ListCache;
@@ -21,8 +20,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Group commit of creates.
     pub writer: crate::writer::Writer,
-    /// Woken after every create, so the relay publishes without waiting for its next poll.
-    pub relay_wakeup: Notify,
+    /// New events for the relay, in memory.
+    pub relay_handoff: crate::relay::Handoff,
     /// Kafka, for readiness; `None` in embedded mode.
     pub kafka: Option<KafkaProbe>,
     pub streams: StreamSettings,

@@ -6,8 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use herald_core::db::{Created, DbError, NewEntry};
-use herald_core::event::Event;
+use herald_core::db::{Created, DbError, NewEntry, Pending};
 use herald_core::notification::NewNotification;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -115,8 +114,17 @@ async fn run_lane(state: SharedState, mut jobs: mpsc::Receiver<Job>, stop: Cance
             .collect();
         match state.db.create_notifications(&entries).await {
             Ok(created) => {
-                let events: Vec<Event> = created.iter().filter_map(|c| c.event.clone()).collect();
-                after_create(&state, &events).await;
+                let pending = batch
+                    .iter()
+                    .zip(&created)
+                    .filter_map(|(job, created)| {
+                        Some(Pending {
+                            event: created.event.clone()?,
+                            traceparent: job.traceparent.clone(),
+                        })
+                    })
+                    .collect();
+                after_create(&state, pending).await;
                 for (job, created) in batch.drain(..).zip(created) {
                     let _ = job.reply.send(Ok(created));
                 }
@@ -131,23 +139,27 @@ async fn run_lane(state: SharedState, mut jobs: mpsc::Receiver<Job>, stop: Cance
     }
 }
 
-/// What follows a commit, once per batch: lists are stale, the relay has work, and the new
-/// events go to every stream. Failures here lose nothing: streams catch up from the event
-/// log when the fan-out reconnects, and the cache has a TTL.
-pub async fn after_create(state: &SharedState, events: &[Event]) {
-    if events.is_empty() {
+/// What follows a commit, once per batch: lists are stale, the new events go to every
+/// stream, and the relay gets them. Failures here lose nothing: streams catch up from the
+/// event log when the fan-out reconnects, the cache has a TTL, and the relay sweeps the outbox.
+pub async fn after_create(state: &SharedState, pending: Vec<Pending>) {
+    if pending.is_empty() {
         return;
     }
     if let Err(error) = state.cache.invalidate().await {
         state.metrics.cache_errors.inc();
         tracing::warn!(%error, "could not invalidate the list cache");
     }
-    state.relay_wakeup.notify_one();
-    if let Err(error) = state.fanout.publish_all(events).await {
+    if let Err(error) = state
+        .fanout
+        .publish_all(pending.iter().map(|p| &p.event))
+        .await
+    {
         state
             .metrics
             .fanout_publish_errors
-            .inc_by(events.len() as u64);
+            .inc_by(pending.len() as u64);
         tracing::warn!(%error, "could not fan out new notifications");
     }
+    state.relay_handoff.hand_over(pending);
 }

@@ -730,6 +730,54 @@ async fn without_redis_reads_and_writes_still_work() {
     drop(redis);
 }
 
+#[tokio::test]
+async fn a_database_outage_answers_503_and_recovers() {
+    let postgres = test_support::PrivateEnv::start(&["postgres"]).await;
+    let backing = Backing::real().await;
+    let server = Server::start(&backing, &[("DATABASE_URL", postgres.var("DATABASE_URL"))]).await;
+    server
+        .create(json!({"message": "before the outage", "type": "info"}))
+        .await;
+    postgres.stop("postgres").await;
+
+    let post = || async {
+        server
+            .client()
+            .post(server.url("/api/notifications"))
+            .json(&json!({"message": "around the outage", "type": "info"}))
+            .send()
+            .await
+            .unwrap()
+    };
+    let refused = post().await;
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+
+    postgres.restart("postgres").await;
+    // Pooled connections to the old server fail once each and are replaced.
+    let mut attempts = 0;
+    while post().await.status() != 201 {
+        attempts += 1;
+        assert!(
+            attempts < 50,
+            "POST still fails after the database returned"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for _ in 0..20 {
+        assert_eq!(
+            post().await.status(),
+            201,
+            "every POST after recovery succeeds"
+        );
+    }
+    let list = server.get_json("/api/notifications?limit=50").await;
+    assert_eq!(list["notifications"].as_array().unwrap().len(), 22);
+    drop(postgres);
+}
+
 fn consumer(brokers: &str, topic: &str) -> StreamConsumer {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)

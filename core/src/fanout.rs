@@ -80,7 +80,10 @@ impl Fanout {
     }
 
     /// Sends several events in one round trip to Redis.
-    pub async fn publish_all(&self, events: &[Event]) -> Result<(), FanoutError> {
+    pub async fn publish_all<'a>(
+        &self,
+        events: impl IntoIterator<Item = &'a Event>,
+    ) -> Result<(), FanoutError> {
         match &self.redis {
             None => {
                 for event in events {

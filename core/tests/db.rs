@@ -3,7 +3,8 @@
 
 mod support;
 
-use herald_core::db::{Db, ListQuery, NewEntry, RequestFingerprint};
+use chrono::{TimeDelta, Utc};
+use herald_core::db::{Backend, Db, ListQuery, NewEntry, Pending, RequestFingerprint};
 use herald_core::event::EventType;
 use herald_core::notification::{NewNotification, NotificationType, Status};
 use support::{postgres, sqlite};
@@ -211,6 +212,9 @@ async fn creates_a_batch_in_one_transaction(db: Db) {
         .await
         .expect("list");
     assert_eq!(stored.len(), 100);
+    let mut answered: Vec<_> = created.iter().map(|c| c.notification.clone()).collect();
+    answered.sort_by_key(|n| std::cmp::Reverse(n.sequence));
+    assert_eq!(stored, answered, "what was stored is what was answered");
     let replay = db.events_after(0, None, 500).await.expect("replay");
     assert_eq!(replay.events.len(), 100);
     assert_eq!(
@@ -235,4 +239,84 @@ async fn postgres_creates_a_batch_in_one_transaction() {
 async fn sqlite_creates_a_batch_in_one_transaction() {
     let dir = tempfile::tempdir().expect("tempdir");
     creates_a_batch_in_one_transaction(sqlite(&dir).await).await;
+}
+
+/// The relay's two ways into the outbox: events handed over in memory are claimed only while
+/// still pending, the sweep takes only what has waited long enough, and publishing removes
+/// them; on PostgreSQL a claimed event is invisible to a second relay until released.
+async fn the_outbox_is_claimed_once(db: Db) {
+    let news: Vec<NewNotification> = (0..4)
+        .map(|i| new(&format!("outbox {i}"), NotificationType::Info, None))
+        .collect();
+    let entries: Vec<NewEntry<'_>> = news
+        .iter()
+        .map(|new| NewEntry {
+            new,
+            traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        })
+        .collect();
+    let created = db.create_notifications(&entries).await.expect("batch");
+    let pending: Vec<Pending> = created
+        .iter()
+        .map(|c| Pending {
+            event: c.event.clone().expect("event"),
+            traceparent: None,
+        })
+        .collect();
+    assert_eq!(db.unpublished_count().await.expect("count"), 4);
+
+    // Too young for the sweep: these are on their way in memory.
+    let young = db
+        .claim_unpublished(100, Utc::now() - TimeDelta::seconds(2))
+        .await
+        .expect("sweep");
+    assert!(young.events.is_empty());
+    drop(young);
+
+    let first_two = db
+        .claim_handed_over(pending[..2].to_vec())
+        .await
+        .expect("claim");
+    assert_eq!(first_two.events.len(), 2);
+    if db.backend() == Backend::Postgres {
+        // Another relay sweeping now sees only the other two, with their traceparent.
+        let other = db
+            .claim_unpublished(100, Utc::now() + TimeDelta::seconds(1))
+            .await
+            .expect("sweep");
+        let swept: Vec<i64> = other.events.iter().map(|p| p.event.sequence).collect();
+        assert_eq!(
+            swept,
+            [pending[2].event.sequence, pending[3].event.sequence]
+        );
+        assert_eq!(other.events[0].event, pending[2].event);
+        assert_eq!(
+            other.events[0].traceparent.as_deref(),
+            Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        );
+        db.mark_published(other).await.expect("publish");
+    } else {
+        db.mark_events_published(&[pending[2].event.sequence, pending[3].event.sequence])
+            .await
+            .expect("publish");
+    }
+    db.mark_published(first_two).await.expect("publish");
+    assert_eq!(db.unpublished_count().await.expect("count"), 0);
+
+    // Published by someone else meanwhile: nothing left to claim.
+    let again = db.claim_handed_over(pending.clone()).await.expect("claim");
+    if db.backend() == Backend::Postgres {
+        assert!(again.events.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn postgres_the_outbox_is_claimed_once() {
+    the_outbox_is_claimed_once(postgres().await).await;
+}
+
+#[tokio::test]
+async fn sqlite_the_outbox_is_claimed_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    the_outbox_is_claimed_once(sqlite(&dir).await).await;
 }

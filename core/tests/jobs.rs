@@ -53,8 +53,8 @@ async fn seed(
         ("notification.delivered", "d-"),
     ] {
         sqlx::query(
-            "INSERT INTO events (id, notification_id, type, occurred_at, payload, published_at) \
-             SELECT $1 || id, id, $2, created_at, '{}', created_at FROM notifications \
+            "INSERT INTO events (id, notification_id, type, occurred_at, payload) \
+             SELECT $1 || id, id, $2, created_at, '{}' FROM notifications \
              WHERE id LIKE $3",
         )
         .bind(id)

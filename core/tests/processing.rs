@@ -68,11 +68,7 @@ async fn delivers_once_per_event(db: Db) {
         .expect("replay");
     assert_eq!(replay.events, std::slice::from_ref(status));
     assert_eq!(
-        count(
-            &db,
-            "SELECT COUNT(*) FROM events WHERE published_at IS NULL"
-        )
-        .await,
+        count(&db, "SELECT COUNT(*) FROM outbox").await,
         1,
         "only the created event awaits the relay"
     );

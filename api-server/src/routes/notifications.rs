@@ -101,7 +101,11 @@ pub async fn create(
                 .create_notification(&new, Some(&fingerprint), traceparent.as_deref())
                 .await?;
             if let Some(event) = &created.event {
-                crate::writer::after_create(&state, std::slice::from_ref(event)).await;
+                let pending = herald_core::db::Pending {
+                    event: event.clone(),
+                    traceparent,
+                };
+                crate::writer::after_create(&state, vec![pending]).await;
             }
             created
         }

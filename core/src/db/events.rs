@@ -74,12 +74,18 @@ impl Db {
 }
 
 /// Events claimed by the outbox relay: hold the transaction while publishing, then call
-/// [`Db::mark_published`] with it. On PostgreSQL the rows stay locked until then, so several
-/// replicas' relays never publish the same event at once.
+/// [`Db::mark_published`] with it. On PostgreSQL their outbox rows stay locked until then, so
+/// several replicas' relays never publish the same event at once.
 pub struct OutboxBatch {
     pub transaction: Transaction<'static, Any>,
-    /// Each event with the `traceparent` of the request that created it.
-    pub events: Vec<(Event, Option<String>)>,
+    pub events: Vec<Pending>,
+}
+
+/// An event waiting in the outbox, with the `traceparent` of the request that created it.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub event: Event,
+    pub traceparent: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -90,24 +96,37 @@ struct OutboxRow {
 }
 
 impl Db {
-    /// Claims up to `limit` unpublished events, oldest first.
-    pub async fn claim_unpublished(&self, limit: u32) -> Result<OutboxBatch, DbError> {
+    /// Claims up to `limit` events that have waited in the outbox since before
+    /// `waiting_since`, oldest first: what no relay took over in memory (a crash, an outage,
+    /// another replica's leftovers).
+    pub async fn claim_unpublished(
+        &self,
+        limit: u32,
+        waiting_since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<OutboxBatch, DbError> {
         let lock = match self.backend() {
-            Backend::Postgres => "FOR UPDATE OF e SKIP LOCKED",
+            Backend::Postgres => "FOR UPDATE OF o SKIP LOCKED",
             Backend::Sqlite => "",
         };
         let mut transaction = self.pool().begin().await?;
         let rows: Vec<OutboxRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT e.traceparent, {EVENT_COLUMNS} FROM events e \
+            "SELECT e.traceparent, {EVENT_COLUMNS} FROM outbox o \
+             JOIN events e ON e.sequence = o.sequence \
              JOIN notifications n ON n.id = e.notification_id \
-             WHERE e.published_at IS NULL ORDER BY e.sequence LIMIT $1 {lock}"
+             WHERE e.occurred_at < $2 ORDER BY o.sequence LIMIT $1 {lock}"
         )))
         .bind(i64::from(limit))
+        .bind(to_micros(waiting_since))
         .fetch_all(&mut *transaction)
         .await?;
         let events = rows
             .into_iter()
-            .map(|row| Ok((Event::try_from(row.event)?, row.traceparent)))
+            .map(|row| {
+                Ok(Pending {
+                    event: Event::try_from(row.event)?,
+                    traceparent: row.traceparent,
+                })
+            })
             .collect::<Result<_, DbError>>()?;
         Ok(OutboxBatch {
             transaction,
@@ -115,49 +134,87 @@ impl Db {
         })
     }
 
-    /// Marks a claimed batch published and releases it.
+    /// Claims those of `handed_over` (events the api-server just committed, handed to its
+    /// relay in memory) still in the outbox: no database read of the events themselves.
+    pub async fn claim_handed_over(
+        &self,
+        mut handed_over: Vec<Pending>,
+    ) -> Result<OutboxBatch, DbError> {
+        let mut transaction = self.pool().begin().await?;
+        // On SQLite one process owns the database and its relay is the only one.
+        if self.backend() == Backend::Postgres && !handed_over.is_empty() {
+            let list = sequence_list(handed_over.iter().map(|p| p.event.sequence));
+            let pending: std::collections::HashSet<i64> =
+                sqlx::query_scalar(AssertSqlSafe(format!(
+                    "SELECT sequence FROM outbox WHERE sequence IN ({list}) FOR UPDATE SKIP LOCKED"
+                )))
+                .persistent(false)
+                .fetch_all(&mut *transaction)
+                .await?
+                .into_iter()
+                .collect();
+            handed_over.retain(|p| pending.contains(&p.event.sequence));
+        }
+        Ok(OutboxBatch {
+            transaction,
+            events: handed_over,
+        })
+    }
+
+    /// Removes a claimed batch from the outbox and releases it.
     pub async fn mark_published(&self, batch: OutboxBatch) -> Result<(), DbError> {
         let OutboxBatch {
             mut transaction,
             events,
         } = batch;
-        let sequences: Vec<i64> = events.iter().map(|(e, _)| e.sequence).collect();
-        mark_sequences_published(&mut transaction, &sequences).await?;
+        if self.backend() == Backend::Postgres {
+            // Losing this commit in a crash only publishes the batch again, which consumers
+            // tolerate; not waiting for the disk here spares every relay round a flush.
+            sqlx::query("SET LOCAL synchronous_commit = off")
+                .execute(&mut *transaction)
+                .await?;
+        }
+        remove_from_outbox(&mut transaction, events.iter().map(|p| p.event.sequence)).await?;
         transaction.commit().await?;
         Ok(())
     }
 
-    /// Marks events published without a claim: for the single in-process relay of embedded
-    /// mode, which must not hold a read transaction on SQLite while it writes elsewhere.
+    /// Removes events from the outbox without a claim: for the single in-process relay of
+    /// embedded mode, which must not hold a transaction on SQLite while it writes elsewhere.
     pub async fn mark_events_published(&self, sequences: &[i64]) -> Result<(), DbError> {
         let mut connection = self.pool().acquire().await?;
-        mark_sequences_published(&mut connection, sequences).await
+        remove_from_outbox(&mut connection, sequences.iter().copied()).await
     }
 
     /// Events not yet published, for the backlog metric.
     pub async fn unpublished_count(&self) -> Result<i64, DbError> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE published_at IS NULL")
-                .fetch_one(self.pool())
-                .await?,
-        )
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+            .fetch_one(self.pool())
+            .await?)
     }
 }
 
-async fn mark_sequences_published(
+/// Sequences are integers we hold ourselves, so listing them inline is safe.
+fn sequence_list(sequences: impl Iterator<Item = i64>) -> String {
+    sequences
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+async fn remove_from_outbox(
     connection: &mut sqlx::AnyConnection,
-    sequences: &[i64],
+    sequences: impl Iterator<Item = i64>,
 ) -> Result<(), DbError> {
-    if sequences.is_empty() {
+    let list = sequence_list(sequences);
+    if list.is_empty() {
         return Ok(());
     }
-    // Sequences are integers we read ourselves, so listing them inline is safe.
-    let list: Vec<String> = sequences.iter().map(i64::to_string).collect();
+    // An inline list makes every statement new: do not fill the prepared-statement cache.
     sqlx::query(AssertSqlSafe(format!(
-        "UPDATE events SET published_at = $1 WHERE sequence IN ({})",
-        list.join(",")
+        "DELETE FROM outbox WHERE sequence IN ({list})"
     )))
-    .bind(to_micros(chrono::Utc::now()))
+    .persistent(false)
     .execute(connection)
     .await?;
     Ok(())

@@ -276,6 +276,11 @@ impl Db {
             return Ok((CleanupCounts::default(), None));
         };
         let list = placeholders(1, batch.len());
+        // An event never published by now is past retention: it leaves the outbox too.
+        let mut outbox = sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM outbox WHERE sequence IN \
+             (SELECT sequence FROM events WHERE notification_id IN ({list}))"
+        )));
         let mut events = sqlx::query(AssertSqlSafe(format!(
             "DELETE FROM events WHERE notification_id IN ({list})"
         )));
@@ -283,9 +288,11 @@ impl Db {
             "DELETE FROM notifications WHERE id IN ({list})"
         )));
         for (_, id) in &batch {
+            outbox = outbox.bind(id.clone());
             events = events.bind(id.clone());
             notifications = notifications.bind(id.clone());
         }
+        outbox.execute(&mut *tx).await?;
         let events = events.execute(&mut *tx).await?.rows_affected();
         let notifications = notifications.execute(&mut *tx).await?.rows_affected();
         tx.commit().await?;

@@ -8,7 +8,7 @@ mod notifications;
 mod rows;
 mod status;
 
-pub use events::{EventsPage, OutboxBatch, ReplayWindow};
+pub use events::{EventsPage, OutboxBatch, Pending, ReplayWindow};
 pub use jobs::{
     CleanupCounts, JobRun, JobStatus, ReportCell, ReportSource, UserCounts, UserSummary,
 };
@@ -89,6 +89,7 @@ impl Db {
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
+            .test_before_acquire(false)
             .after_connect(move |connection, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

@@ -38,8 +38,8 @@ pub enum StatusOutcome {
 impl Db {
     /// In one transaction: records `source_event_id` as processed, reads the notification,
     /// asks `decide`, and for a delivery or failure updates the notification and appends the
-    /// status event. The status event is stored as already published (`published_at` set):
-    /// it goes to clients through the fan-out, not back through Kafka.
+    /// status event. The status event never enters the outbox: it goes to clients through
+    /// the fan-out, not back through Kafka.
     pub async fn apply_status_once(
         &self,
         source_event_id: Uuid,
@@ -155,8 +155,8 @@ async fn apply_in(
     .to_string();
     let sequence: i64 = sqlx::query_scalar(
         "INSERT INTO events \
-         (id, notification_id, type, occurred_at, payload, traceparent, published_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $4) RETURNING sequence",
+         (id, notification_id, type, occurred_at, payload, traceparent) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING sequence",
     )
     .bind(event_id.to_string())
     .bind(notification_id.to_string())
