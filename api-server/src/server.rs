@@ -104,6 +104,7 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             keepalive: Duration::from_secs(args.keepalive_seconds),
         },
         open_streams: crate::stream::OpenStreams::default(),
+        stalls: crate::stream::Stalls::default(),
         shutdown: shutdown.clone(),
     });
 
@@ -111,6 +112,7 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let drained = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
     writer::spawn(&state, lanes, &drained, &mut tasks);
+    tasks.spawn(crate::stream::cut_stalled_streams(state.clone()));
     tasks.spawn(relay::run(
         state.clone(),
         destination,
@@ -199,7 +201,9 @@ async fn invalidate_on_changes(state: SharedState, shutdown: CancellationToken) 
             item = items.recv() => item,
         };
         let stale = match item {
-            Ok(FanoutItem::Event(event)) => event.kind != herald_core::event::EventType::Created,
+            Ok(FanoutItem::Event(event)) => {
+                event.event.kind != herald_core::event::EventType::Created
+            }
             Ok(FanoutItem::Resync) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                 true
             }

@@ -26,6 +26,8 @@ pub struct AppState {
     pub kafka: Option<KafkaProbe>,
     pub streams: StreamSettings,
     pub open_streams: crate::stream::OpenStreams,
+    /// Server-Sent Events streams, watched for clients that stopped reading.
+    pub stalls: crate::stream::Stalls,
     /// Cancelled on SIGTERM: streams tell their clients to reconnect and end.
     pub shutdown: CancellationToken,
 }

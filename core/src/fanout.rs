@@ -7,11 +7,13 @@
 //! in the database; that is what makes delivery gap-free across Redis outages. In embedded mode
 //! the fan-out is in-process only.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::StreamExt;
 use redis::aio::ConnectionManager;
+use serde_json::value::RawValue;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -19,15 +21,66 @@ use crate::event::Event;
 
 #[derive(Debug, Clone)]
 pub enum FanoutItem {
-    Event(Arc<Event>),
+    Event(Arc<Broadcast>),
     /// Events may have been missed: catch up from the event log.
     Resync,
 }
 
+/// An event on its way to many clients. The notification's JSON is written once, by the
+/// first connection that sends it, and shared by all the others: with thousands of clients,
+/// serializing per connection would cost more than the rest of the delivery.
+#[derive(Debug)]
+pub struct Broadcast {
+    pub event: Event,
+    notification_json: OnceLock<Box<RawValue>>,
+}
+
+impl Broadcast {
+    pub fn new(event: Event) -> Self {
+        Self {
+            event,
+            notification_json: OnceLock::new(),
+        }
+    }
+
+    /// The notification after this event, as the REST API returns it.
+    pub fn notification_json(&self) -> &RawValue {
+        self.notification_json.get_or_init(|| {
+            // Our payloads are plain data; serializing them cannot fail.
+            serde_json::value::to_raw_value(&self.event.notification)
+                .unwrap_or_else(|_| RawValue::NULL.to_owned())
+        })
+    }
+}
+
 #[derive(Clone)]
 pub struct Fanout {
-    local: broadcast::Sender<FanoutItem>,
+    local: Local,
     redis: Option<RedisSide>,
+}
+
+/// The broadcast to this process's subscribers, counting what it sent so that a subscriber's
+/// lag can be read without its receiver.
+#[derive(Clone)]
+struct Local {
+    sender: broadcast::Sender<FanoutItem>,
+    sent: Arc<AtomicU64>,
+}
+
+impl Local {
+    fn new(capacity: usize) -> Self {
+        let (sender, _) = broadcast::channel(capacity);
+        Self {
+            sender,
+            sent: Arc::default(),
+        }
+    }
+
+    fn send(&self, item: FanoutItem) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        // No subscriber is not an error: nobody is listening right now.
+        let _ = self.sender.send(item);
+    }
 }
 
 #[derive(Clone)]
@@ -40,8 +93,10 @@ impl Fanout {
     /// Fan-out within this process only (embedded mode). `capacity` bounds how far a
     /// subscriber may fall behind before it is told it lagged.
     pub fn in_process(capacity: usize) -> Self {
-        let (local, _) = broadcast::channel(capacity);
-        Self { local, redis: None }
+        Self {
+            local: Local::new(capacity),
+            redis: None,
+        }
     }
 
     /// Fan-out through Redis: publishes there, and (with `relay`) relays the channel to local
@@ -55,7 +110,7 @@ impl Fanout {
     ) -> redis::RedisResult<Self> {
         let client = redis::Client::open(url)?;
         let connection = ConnectionManager::new(client.clone()).await?;
-        let (local, _) = broadcast::channel(capacity);
+        let local = Local::new(capacity);
         if relay {
             tokio::spawn(relay_from_redis(
                 client,
@@ -87,8 +142,8 @@ impl Fanout {
         match &self.redis {
             None => {
                 for event in events {
-                    // No subscriber is not an error: nobody is listening right now.
-                    let _ = self.local.send(FanoutItem::Event(Arc::new(event.clone())));
+                    self.local
+                        .send(FanoutItem::Event(Arc::new(Broadcast::new(event.clone()))));
                 }
                 Ok(())
             }
@@ -106,7 +161,13 @@ impl Fanout {
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<FanoutItem> {
-        self.local.subscribe()
+        self.local.sender.subscribe()
+    }
+
+    /// Items sent to this process's subscribers so far: a subscriber that has received `n`
+    /// since it subscribed at `sent() == s` is `sent() - s - n` behind.
+    pub fn sent(&self) -> u64 {
+        self.local.sent.load(Ordering::Relaxed)
     }
 
     pub fn is_redis(&self) -> bool {
@@ -134,7 +195,7 @@ pub enum FanoutError {
 async fn relay_from_redis(
     client: redis::Client,
     channel: String,
-    local: broadcast::Sender<FanoutItem>,
+    local: Local,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(100);
@@ -143,13 +204,13 @@ async fn relay_from_redis(
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&channel).await?;
             // Anything published while we were not subscribed is only in the event log.
-            let _ = local.send(FanoutItem::Resync);
+            local.send(FanoutItem::Resync);
             tracing::info!(channel, "relaying fan-out from Redis");
             let mut messages = pubsub.into_on_message();
             while let Some(message) = messages.next().await {
                 match serde_json::from_slice::<Event>(message.get_payload_bytes()) {
                     Ok(event) => {
-                        let _ = local.send(FanoutItem::Event(Arc::new(event)));
+                        local.send(FanoutItem::Event(Arc::new(Broadcast::new(event))));
                     }
                     Err(error) => tracing::warn!(%error, "ignoring an undecodable fan-out message"),
                 }

@@ -6,6 +6,7 @@ mod params;
 mod replay;
 mod socketio;
 mod sse;
+mod stall;
 mod wire;
 mod ws;
 
@@ -14,6 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use replay::OpenStreams;
+pub use stall::{Stalls, run as cut_stalled_streams};
 
 use crate::state::SharedState;
 

@@ -8,12 +8,12 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use herald_core::db::DbError;
 use herald_core::event::Event;
-use herald_core::fanout::FanoutItem;
+use herald_core::fanout::{Broadcast, FanoutItem};
 use tokio::sync::Notify;
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
@@ -40,7 +40,7 @@ pub enum Start {
 /// The next thing to send to a client.
 #[derive(Debug)]
 pub enum Delivery {
-    Event(Arc<Event>),
+    Event(Arc<Broadcast>),
     /// The catch-up after connecting is over; from here on the stream is live.
     /// `complete` is false when a [`Delivery::Reset`] preceded it.
     Recovered {
@@ -61,6 +61,9 @@ pub enum Delivery {
 pub struct Feed {
     state: SharedState,
     live: Receiver<FanoutItem>,
+    /// The fan-out's count of items sent when this feed subscribed, plus the items this feed
+    /// has taken from it since: how far it got, for [`Stalls`](super::stall::Stalls).
+    progress: Arc<AtomicU64>,
     user_id: Option<String>,
     position: Position,
     /// Control messages to send before anything else.
@@ -87,12 +90,14 @@ impl Feed {
         user_id: Option<String>,
         start: Start,
     ) -> Result<Self, DbError> {
+        let progress = Arc::new(AtomicU64::new(state.fanout.sent()));
         let live = state.fanout.subscribe();
         let window = state.db.replay_window().await?;
         let latest = window.latest.unwrap_or(0);
         let mut feed = Self {
             state,
             live,
+            progress,
             user_id,
             position: Position::live(latest),
             queued: VecDeque::new(),
@@ -134,6 +139,11 @@ impl Feed {
         self.queued.push_back(Delivery::Reset { latest });
     }
 
+    /// How far this feed got through the fan-out (see the field).
+    pub fn progress(&self) -> Arc<AtomicU64> {
+        self.progress.clone()
+    }
+
     /// The highest sequence delivered so far: where the client would resume.
     pub fn last_sequence(&self) -> i64 {
         self.position.last
@@ -151,7 +161,7 @@ impl Feed {
             }
             if let Some(event) = self.page.pop_front() {
                 if self.position.accept(event.sequence) {
-                    return Ok(Delivery::Event(Arc::new(event)));
+                    return Ok(Delivery::Event(Arc::new(Broadcast::new(event))));
                 }
                 continue;
             }
@@ -196,9 +206,14 @@ impl Feed {
                 () = self.state.shutdown.cancelled() => return Ok(Delivery::Shutdown),
                 item = self.live.recv() => item,
             };
+            let taken = match &item {
+                Err(RecvError::Lagged(missed)) => *missed,
+                _ => 1,
+            };
+            self.progress.fetch_add(taken, Ordering::Relaxed);
             match item {
                 Ok(FanoutItem::Event(event)) => {
-                    if self.wants(&event) && self.position.accept(event.sequence) {
+                    if self.wants(&event.event) && self.position.accept(event.event.sequence) {
                         return Ok(Delivery::Event(event));
                     }
                 }

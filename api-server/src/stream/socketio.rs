@@ -156,11 +156,11 @@ async fn serve(socket: SocketRef, state: SharedState, resume: Resume, gone: Canc
         };
         let (sent, is_event) = match delivery {
             Ok(Delivery::Event(event)) => {
-                let name = match event.kind {
+                let name = match event.event.kind {
                     EventType::Created => "notification",
                     EventType::Delivered | EventType::Failed => "notification:updated",
                 };
-                let data = (&event.notification, event.sequence);
+                let data = (event.notification_json(), event.event.sequence);
                 (emit(&socket, &feed, &state, &gone, name, &data).await, true)
             }
             Ok(Delivery::Recovered {

@@ -27,6 +27,7 @@ use serde::Serialize;
 
 use super::params::{RawQuery, StreamParams, parse_sequence};
 use super::replay::{ConnectionGauge, Delivery, Feed, Start};
+use super::stall::{Stalls, Watched};
 use super::wire::{Closing, Recovered, Reset};
 use crate::connection::{Kill, Peer};
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -74,17 +75,14 @@ struct Connection {
     feed: Feed,
     state: SharedState,
     _gauge: ConnectionGauge,
+    _watched: Watched,
 }
-
-/// Events wait here for a client that reads slowly; beyond it the feed's own lag counts.
-const QUEUE: usize = 16;
 
 /// The SSE events of one connection; ends after an `error` or `shutdown` event.
 ///
-/// A task produces them into a small queue. A client that stops reading blocks hyper's
-/// writes, and hyper then stops polling the response body, so the body could never notice
-/// the client fell behind; the task does, and cuts the connection (there is no way left to
-/// tell the client why).
+/// hyper polls this body directly: an event reaches the socket without passing through
+/// another task, and events that are ready together go out in one write. A client that
+/// stops reading is cut by [`stall`](super::stall), since its body is no longer polled.
 fn events(
     feed: Feed,
     state: SharedState,
@@ -92,47 +90,16 @@ fn events(
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let connection = Connection {
         _gauge: ConnectionGauge::open(&state, TRANSPORT),
+        _watched: Stalls::watch(&state, feed.progress(), kill),
         feed,
         state,
     };
-    let (queue, events) = tokio::sync::mpsc::channel(QUEUE);
-    tokio::spawn(produce(connection, queue, kill));
-    futures::stream::unfold(events, |mut events| async move {
-        let event = events.recv().await?;
-        Some((Ok(event), events))
-    })
-}
-
-async fn produce(mut connection: Connection, queue: tokio::sync::mpsc::Sender<Event>, kill: Kill) {
-    loop {
-        let delivery = tokio::select! {
-            delivery = connection.feed.next() => delivery,
-            // The client went away while the stream was idle.
-            () = queue.closed() => return,
-        };
+    futures::stream::unfold(Some(connection), |connection| async move {
+        let mut connection = connection?;
+        let delivery = connection.feed.next().await;
         let (event, more) = to_sse(&connection, delivery);
-        tokio::select! {
-            sent = queue.send(event) => {
-                if sent.is_err() {
-                    return;
-                }
-            }
-            () = connection.feed.fell_behind() => {
-                connection
-                    .state
-                    .metrics
-                    .slow_consumer_disconnects
-                    .with_label_values(&[TRANSPORT])
-                    .inc();
-                tracing::info!(last_sequence = connection.feed.last_sequence(), "SSE client too slow; cutting the connection");
-                kill.kill();
-                return;
-            }
-        }
-        if !more {
-            return;
-        }
-    }
+        Some((Ok(event), more.then_some(connection)))
+    })
 }
 
 /// The SSE event for a delivery, and whether the stream goes on after it.
@@ -142,7 +109,7 @@ fn to_sse(
 ) -> (Event, bool) {
     match delivery {
         Ok(Delivery::Event(event)) => {
-            let name = match event.kind {
+            let name = match event.event.kind {
                 EventType::Created => "notification",
                 EventType::Delivered | EventType::Failed => "notification.updated",
             };
@@ -152,7 +119,10 @@ fn to_sse(
                 .stream_deliveries
                 .with_label_values(&[TRANSPORT])
                 .inc();
-            let sse = json_event(name, &event.notification).id(event.sequence.to_string());
+            let sse = Event::default()
+                .event(name)
+                .data(event.notification_json().get())
+                .id(event.event.sequence.to_string());
             (sse, true)
         }
         Ok(Delivery::Recovered {

@@ -20,8 +20,8 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use herald_core::event::EventType;
-use herald_core::notification::Notification;
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use super::params::{RawQuery, StreamParams};
 use super::replay::{ConnectionGauge, Delivery, Feed};
@@ -79,12 +79,12 @@ enum Frame<'a> {
     #[serde(rename = "notification")]
     Created {
         sequence: i64,
-        notification: &'a Notification,
+        notification: &'a RawValue,
     },
     #[serde(rename = "notification.updated")]
     Updated {
         sequence: i64,
-        notification: &'a Notification,
+        notification: &'a RawValue,
     },
     #[serde(rename = "recovered")]
     Recovered(Recovered),
@@ -118,8 +118,8 @@ async fn serve(socket: WebSocket, mut feed: Feed, state: SharedState) {
         let (message, is_event) = tokio::select! {
             delivery = feed.next() => match delivery {
                 Ok(Delivery::Event(event)) => {
-                    let (sequence, notification) = (event.sequence, &event.notification);
-                    let frame = match event.kind {
+                    let (sequence, notification) = (event.event.sequence, event.notification_json());
+                    let frame = match event.event.kind {
                         EventType::Created => Frame::Created { sequence, notification },
                         EventType::Delivered | EventType::Failed => {
                             Frame::Updated { sequence, notification }
