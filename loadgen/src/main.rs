@@ -8,6 +8,7 @@ mod clock;
 mod duration;
 mod e2e;
 mod fanout;
+mod floor;
 mod http;
 mod latency;
 mod probe;
@@ -46,6 +47,11 @@ enum Command {
     E2e(e2e::E2eArgs),
     /// A minimal hyper "hello world" HTTP server: the ceiling that HTTP figures are read against.
     CeilingServer(ceiling::CeilingArgs),
+    /// Writes one frame to each of N plain TCP connections from a single loop, M times, and
+    /// reports its CPU per write: the floor that fan-out figures are read against.
+    FloorServer(floor::FloorServerArgs),
+    /// The N connections floor-server writes to: reads until it closes them.
+    FloorClient(floor::FloorClientArgs),
 }
 
 /// Why a run did not complete.
@@ -91,6 +97,8 @@ fn main() -> ExitCode {
             Command::Fanout(args) => fanout::run(args).await,
             Command::E2e(args) => e2e::run(args).await,
             Command::CeilingServer(args) => ceiling::run(args).await,
+            Command::FloorServer(args) => floor::serve(args).await,
+            Command::FloorClient(args) => floor::read(args).await,
         }
     });
     // Client tasks still blocked on sockets must not delay the exit.

@@ -246,3 +246,36 @@ fn bad_flags_are_usage_errors() {
         assert!(!output.stderr.is_empty(), "{args:?}");
     }
 }
+
+#[test]
+fn the_floor_server_writes_every_frame_to_every_client() {
+    let port = common::free_port().to_string();
+    let server = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["floor-server", "--port", &port, "--clients", "20"])
+        .args([
+            "--messages",
+            "3",
+            "--interval",
+            "10ms",
+            "--size",
+            "100",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting floor-server");
+    // The client waits for the server to listen.
+    let client = loadgen(&["floor-client", "--port", &port, "--clients", "20"]);
+    assert!(client.status.success(), "{client:?}");
+    assert!(
+        String::from_utf8_lossy(&client.stderr).contains("20 connections read 6000 bytes"),
+        "{client:?}"
+    );
+    let output = server.wait_with_output().expect("floor-server");
+    assert!(output.status.success());
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    assert_eq!(report["writes"], 60, "{report:#}");
+    assert_eq!(report["would_block"], 0, "{report:#}");
+    assert_eq!(report["failed"], 0, "{report:#}");
+    assert!(report["cpu_us_per_write"].as_f64().unwrap() >= 0.0);
+}

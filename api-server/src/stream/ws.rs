@@ -18,8 +18,9 @@ use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::Response;
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use herald_core::event::EventType;
+use herald_core::fanout::Broadcast;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -32,6 +33,8 @@ use crate::state::SharedState;
 const TRANSPORT: &str = "websocket";
 /// Clients only need to send control frames.
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// Frames that are ready together are written together, up to this many bytes per write.
+const WRITE_BUFFER: usize = 4 * 1024;
 /// A client that cannot take a close frame within this is dropped without one.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
@@ -63,13 +66,14 @@ pub async fn upgrade(
     // happens after it connected.
     let start = params.start();
     let feed = Feed::open(state.clone(), params.user_id, start).await?;
-    // Clients send next to nothing and every frame is sent (and flushed) on its own, so small
-    // buffers do: tungstenite's defaults (128 KiB each way) would dominate the memory of an
-    // idle connection.
+    // Clients send next to nothing and frames are flushed as soon as no other is ready, so
+    // small buffers do: tungstenite's defaults (128 KiB each way) would dominate the memory of
+    // an idle connection.
     Ok(upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(WRITE_BUFFER + 64 * 1024)
         .on_upgrade(move |socket| serve(socket, feed, state)))
 }
 
@@ -114,19 +118,12 @@ async fn serve(socket: WebSocket, mut feed: Feed, state: SharedState) {
     let keepalive = state.streams.keepalive;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A delivery taken from the feed while gathering frames for one write, not yet sent.
+    let mut ready: Option<Result<Delivery, herald_core::db::DbError>> = None;
     loop {
         let (message, is_event) = tokio::select! {
-            delivery = feed.next() => match delivery {
-                Ok(Delivery::Event(event)) => {
-                    let (sequence, notification) = (event.event.sequence, event.notification_json());
-                    let frame = match event.event.kind {
-                        EventType::Created => Frame::Created { sequence, notification },
-                        EventType::Delivered | EventType::Failed => {
-                            Frame::Updated { sequence, notification }
-                        }
-                    };
-                    (frame.message(), true)
-                }
+            delivery = next(&mut feed, &mut ready) => match delivery {
+                Ok(Delivery::Event(event)) => (event_frame(&event), true),
                 Ok(Delivery::Recovered { complete, last_sequence }) => {
                     (Frame::Recovered(Recovered { complete, last_sequence }).message(), false)
                 }
@@ -147,19 +144,38 @@ async fn serve(socket: WebSocket, mut feed: Feed, state: SharedState) {
             },
             _ = ping.tick() => (Message::Ping(Default::default()), false),
         };
+        // Events already waiting go out in the same write: under a burst (a notification
+        // and its delivered update) that halves the system calls.
+        let mut events = u64::from(is_event);
+        let mut frames = vec![message];
+        while ready.is_none() {
+            match feed.next().now_or_never() {
+                Some(Ok(Delivery::Event(event))) => {
+                    frames.push(event_frame(&event));
+                    events += 1;
+                }
+                Some(other) => ready = Some(other),
+                None => break,
+            }
+        }
+        let write = async {
+            for frame in frames {
+                sink.feed(frame).await?;
+            }
+            sink.flush().await
+        };
         let sent = tokio::select! {
             biased;
-            result = sink.send(message) => if result.is_ok() { Sent::Done } else { Sent::Gone },
+            result = write => if result.is_ok() { Sent::Done } else { Sent::Gone },
             () = feed.fell_behind() => Sent::Behind,
             () = state.shutdown.cancelled() => Sent::ShuttingDown,
         };
         match sent {
-            Sent::Done if is_event => state
+            Sent::Done => state
                 .metrics
                 .stream_deliveries
                 .with_label_values(&[TRANSPORT])
-                .inc(),
-            Sent::Done => {}
+                .inc_by(events),
             Sent::Gone => return,
             Sent::ShuttingDown => {
                 return close(&mut sink, close_code::RESTART, "service restart").await;
@@ -167,6 +183,32 @@ async fn serve(socket: WebSocket, mut feed: Feed, state: SharedState) {
             Sent::Behind => return slow_consumer(sink, &state).await,
         }
     }
+}
+
+/// The delivery set aside while gathering frames, else the feed's next one.
+async fn next(
+    feed: &mut Feed,
+    ready: &mut Option<Result<Delivery, herald_core::db::DbError>>,
+) -> Result<Delivery, herald_core::db::DbError> {
+    match ready.take() {
+        Some(delivery) => delivery,
+        None => feed.next().await,
+    }
+}
+
+fn event_frame(event: &Broadcast) -> Message {
+    let (sequence, notification) = (event.event.sequence, event.notification_json());
+    let frame = match event.event.kind {
+        EventType::Created => Frame::Created {
+            sequence,
+            notification,
+        },
+        EventType::Delivered | EventType::Failed => Frame::Updated {
+            sequence,
+            notification,
+        },
+    };
+    frame.message()
 }
 
 type Sink = futures::stream::SplitSink<WebSocket, Message>;
