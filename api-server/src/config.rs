@@ -70,10 +70,12 @@ pub struct ServerArgs {
     )]
     pub keepalive_seconds: u64,
 
-    /// Concurrent transactions that group creates (group commit); each holds one database
-    /// connection while it writes. More lanes mean smaller groups and more flushes to disk:
-    /// on one PostgreSQL core, 2 lanes took 13,600-14,000 POST/s and 4 lanes 10,700.
-    #[arg(long, env = "WRITE_LANES", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64), global = true)]
+    /// Concurrent group commits of creates; each holds one database connection while it
+    /// writes, and a group grows with the load. More lanes mean smaller groups and more
+    /// flushes to disk: against a PostgreSQL on one core of the same machine, 1 lane took
+    /// 13,800-14,200 POST/s, 2 lanes 13,200-13,800 and 4 lanes 10,700. Raise it when the
+    /// database is far away, since each lane waits a round trip per group.
+    #[arg(long, env = "WRITE_LANES", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64), global = true)]
     pub write_lanes: u16,
 
     /// Origins browsers may call the API from, comma-separated (e.g.

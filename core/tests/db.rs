@@ -308,6 +308,21 @@ async fn the_outbox_is_claimed_once(db: Db) {
     if db.backend() == Backend::Postgres {
         assert!(again.events.is_empty());
     }
+    drop(again);
+
+    // A claim abandoned (the publish failed) leaves the event in the outbox.
+    let later = db
+        .create_notifications(&entries[..1])
+        .await
+        .expect("create");
+    let handed = vec![Pending {
+        event: later[0].event.clone().expect("event"),
+        traceparent: None,
+    }];
+    let abandoned = db.claim_handed_over(handed).await.expect("claim");
+    assert_eq!(abandoned.events.len(), 1);
+    drop(abandoned);
+    assert_eq!(db.unpublished_count().await.expect("count"), 1);
 }
 
 #[tokio::test]
