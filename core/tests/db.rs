@@ -4,7 +4,7 @@
 mod support;
 
 use chrono::{TimeDelta, Utc};
-use herald_core::db::{Backend, Db, ListQuery, NewEntry, Pending, RequestFingerprint};
+use herald_core::db::{Backend, Db, ListQuery, NewEntry, RequestFingerprint};
 use herald_core::event::EventType;
 use herald_core::notification::{NewNotification, NotificationType, Status};
 use support::{postgres, sqlite};
@@ -241,9 +241,9 @@ async fn sqlite_creates_a_batch_in_one_transaction() {
     creates_a_batch_in_one_transaction(sqlite(&dir).await).await;
 }
 
-/// The relay's two ways into the outbox: events handed over in memory are claimed only while
-/// still pending, the sweep takes only what has waited long enough, and publishing removes
-/// them; on PostgreSQL a claimed event is invisible to a second relay until released.
+/// The relay's two ways through the outbox: the sweep takes only what has waited long enough,
+/// a claimed event is invisible to a second sweeper until released (PostgreSQL), an abandoned
+/// claim leaves its events pending, and publishing removes them.
 async fn the_outbox_is_claimed_once(db: Db) {
     let news: Vec<NewNotification> = (0..4)
         .map(|i| new(&format!("outbox {i}"), NotificationType::Info, None))
@@ -256,13 +256,7 @@ async fn the_outbox_is_claimed_once(db: Db) {
         })
         .collect();
     let created = db.create_notifications(&entries).await.expect("batch");
-    let pending: Vec<Pending> = created
-        .iter()
-        .map(|c| Pending {
-            event: c.event.clone().expect("event"),
-            traceparent: None,
-        })
-        .collect();
+    let sequences: Vec<i64> = created.iter().map(|c| c.notification.sequence).collect();
     assert_eq!(db.unpublished_count().await.expect("count"), 4);
 
     // Too young for the sweep: these are on their way in memory.
@@ -273,56 +267,46 @@ async fn the_outbox_is_claimed_once(db: Db) {
     assert!(young.events.is_empty());
     drop(young);
 
-    let first_two = db
-        .claim_handed_over(pending[..2].to_vec())
+    // Handed over in memory and published: removed without a claim.
+    db.mark_events_published(&sequences[..1])
         .await
-        .expect("claim");
-    assert_eq!(first_two.events.len(), 2);
+        .expect("publish");
+    assert_eq!(db.unpublished_count().await.expect("count"), 3);
+
+    let claimed = db
+        .claim_unpublished(2, Utc::now() + TimeDelta::seconds(1))
+        .await
+        .expect("sweep");
+    let swept: Vec<i64> = claimed.events.iter().map(|p| p.event.sequence).collect();
+    assert_eq!(swept, sequences[1..3]);
+    assert_eq!(
+        claimed.events[0].event,
+        created[1].event.clone().expect("event")
+    );
+    assert_eq!(
+        claimed.events[0].traceparent.as_deref(),
+        Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    );
     if db.backend() == Backend::Postgres {
-        // Another relay sweeping now sees only the other two, with their traceparent.
+        // Another relay sweeping now skips the claimed ones.
         let other = db
             .claim_unpublished(100, Utc::now() + TimeDelta::seconds(1))
             .await
             .expect("sweep");
         let swept: Vec<i64> = other.events.iter().map(|p| p.event.sequence).collect();
-        assert_eq!(
-            swept,
-            [pending[2].event.sequence, pending[3].event.sequence]
-        );
-        assert_eq!(other.events[0].event, pending[2].event);
-        assert_eq!(
-            other.events[0].traceparent.as_deref(),
-            Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
-        );
-        db.mark_published(other).await.expect("publish");
-    } else {
-        db.mark_events_published(&[pending[2].event.sequence, pending[3].event.sequence])
-            .await
-            .expect("publish");
+        assert_eq!(swept, sequences[3..]);
+        // Abandoned (its publish failed): the event stays pending.
+        drop(other);
     }
-    db.mark_published(first_two).await.expect("publish");
-    assert_eq!(db.unpublished_count().await.expect("count"), 0);
-
-    // Published by someone else meanwhile: nothing left to claim.
-    let again = db.claim_handed_over(pending.clone()).await.expect("claim");
-    if db.backend() == Backend::Postgres {
-        assert!(again.events.is_empty());
-    }
-    drop(again);
-
-    // A claim abandoned (the publish failed) leaves the event in the outbox.
-    let later = db
-        .create_notifications(&entries[..1])
-        .await
-        .expect("create");
-    let handed = vec![Pending {
-        event: later[0].event.clone().expect("event"),
-        traceparent: None,
-    }];
-    let abandoned = db.claim_handed_over(handed).await.expect("claim");
-    assert_eq!(abandoned.events.len(), 1);
-    drop(abandoned);
+    db.mark_published(claimed).await.expect("publish");
     assert_eq!(db.unpublished_count().await.expect("count"), 1);
+    let last = db
+        .claim_unpublished(100, Utc::now() + TimeDelta::seconds(1))
+        .await
+        .expect("sweep");
+    assert_eq!(last.events.len(), 1);
+    db.mark_published(last).await.expect("publish");
+    assert_eq!(db.unpublished_count().await.expect("count"), 0);
 }
 
 #[tokio::test]

@@ -79,8 +79,6 @@ impl Db {
 pub struct OutboxBatch {
     pub transaction: Transaction<'static, Any>,
     pub events: Vec<Pending>,
-    /// Whether the claim already deleted the events' outbox rows (in `transaction`).
-    deleted: bool,
 }
 
 /// An event waiting in the outbox, with the `traceparent` of the request that created it.
@@ -133,68 +131,32 @@ impl Db {
         Ok(OutboxBatch {
             transaction,
             events,
-            deleted: false,
         })
     }
 
-    /// Claims those of `handed_over` (events the api-server just committed, handed to its
-    /// relay in memory) still in the outbox: no database read of the events themselves.
-    pub async fn claim_handed_over(
-        &self,
-        mut handed_over: Vec<Pending>,
-    ) -> Result<OutboxBatch, DbError> {
-        let mut transaction = self.pool().begin().await?;
-        // On SQLite one process owns the database and its relay is the only one.
-        if self.backend() == Backend::Sqlite || handed_over.is_empty() {
-            return Ok(OutboxBatch {
-                transaction,
-                events: handed_over,
-                deleted: false,
-            });
-        }
-        skip_waiting_for_disk(&mut transaction).await?;
-        // Deleted right away, in the transaction held while publishing: rows another relay
-        // has claimed are skipped, and a failed publish rolls the delete back.
-        let list = sequence_list(handed_over.iter().map(|p| p.event.sequence));
-        let pending: std::collections::HashSet<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
-            "DELETE FROM outbox WHERE sequence IN \
-             (SELECT sequence FROM outbox WHERE sequence IN ({list}) FOR UPDATE SKIP LOCKED) \
-             RETURNING sequence"
-        )))
-        .persistent(false)
-        .fetch_all(&mut *transaction)
-        .await?
-        .into_iter()
-        .collect();
-        handed_over.retain(|p| pending.contains(&p.event.sequence));
-        Ok(OutboxBatch {
-            transaction,
-            events: handed_over,
-            deleted: true,
-        })
-    }
-
-    /// Removes a claimed batch from the outbox (unless its claim did) and releases it.
+    /// Removes a claimed batch from the outbox and releases it.
     pub async fn mark_published(&self, batch: OutboxBatch) -> Result<(), DbError> {
         let OutboxBatch {
             mut transaction,
             events,
-            deleted,
         } = batch;
-        if !deleted {
-            if self.backend() == Backend::Postgres {
-                skip_waiting_for_disk(&mut transaction).await?;
-            }
-            remove_from_outbox(&mut transaction, events.iter().map(|p| p.event.sequence)).await?;
+        if self.backend() == Backend::Postgres {
+            // Losing this commit in a crash only publishes the batch again, which consumers
+            // tolerate; not waiting for the disk spares every sweep a flush.
+            sqlx::query("SET LOCAL synchronous_commit = off")
+                .execute(&mut *transaction)
+                .await?;
         }
+        remove_from_outbox(&mut transaction, events.iter().map(|p| p.event.sequence)).await?;
         transaction.commit().await?;
         Ok(())
     }
 
-    /// Removes events from the outbox without a claim: for the single in-process relay of
-    /// embedded mode, which must not hold a transaction on SQLite while it writes elsewhere.
+    /// Removes events from the outbox without a claim, in one statement that does not wait
+    /// for the disk (a lost removal only publishes the events again): for events the relay
+    /// was handed in memory and has published.
     pub async fn mark_events_published(&self, sequences: &[i64]) -> Result<(), DbError> {
-        let mut connection = self.pool().acquire().await?;
+        let mut connection = self.relaxed_pool().acquire().await?;
         remove_from_outbox(&mut connection, sequences.iter().copied()).await
     }
 
@@ -204,15 +166,6 @@ impl Db {
             .fetch_one(self.pool())
             .await?)
     }
-}
-
-/// PostgreSQL: losing the commit of an outbox delete in a crash only publishes those events
-/// again, which consumers tolerate; not waiting for the disk spares every relay round a flush.
-async fn skip_waiting_for_disk(connection: &mut sqlx::AnyConnection) -> Result<(), DbError> {
-    sqlx::query("SET LOCAL synchronous_commit = off")
-        .execute(connection)
-        .await?;
-    Ok(())
 }
 
 /// Sequences are integers we hold ourselves, so listing them inline is safe.

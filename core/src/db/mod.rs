@@ -65,6 +65,9 @@ impl DbError {
 #[derive(Debug, Clone)]
 pub struct Db {
     pool: AnyPool,
+    /// PostgreSQL: a small pool whose commits do not wait for the disk, for bookkeeping that
+    /// a crash may lose without harm (removing published events from the outbox).
+    relaxed: Option<AnyPool>,
     backend: Backend,
 }
 
@@ -102,7 +105,25 @@ impl Db {
             })
             .connect(&url)
             .await?;
-        Ok(Self { pool, backend })
+        let relaxed = (backend == Backend::Postgres).then(|| {
+            AnyPoolOptions::new()
+                .max_connections(2)
+                .acquire_timeout(Duration::from_secs(5))
+                .test_before_acquire(false)
+                .after_connect(|connection, _| {
+                    Box::pin(async move {
+                        connection.execute("SET synchronous_commit = off").await?;
+                        Ok(())
+                    })
+                })
+                .connect_lazy(&url)
+        });
+        let relaxed = relaxed.transpose()?;
+        Ok(Self {
+            pool,
+            relaxed,
+            backend,
+        })
     }
 
     pub async fn migrate(&self) -> Result<(), DbError> {
@@ -119,6 +140,11 @@ impl Db {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The pool for writes a crash may lose without harm; the main pool on SQLite.
+    pub(crate) fn relaxed_pool(&self) -> &AnyPool {
+        self.relaxed.as_ref().unwrap_or(&self.pool)
     }
 
     /// A cheap round trip, for readiness checks.
