@@ -269,13 +269,7 @@ async fn relay_handed_over(
                 .iter()
                 .map(|pending| kafka.publish(&pending.event, pending.traceparent.as_deref()));
             futures::future::try_join_all(sends).await?;
-            let sequences: Vec<i64> = events.iter().map(|p| p.event.sequence).collect();
-            state.db.mark_events_published(&sequences).await?;
-            state
-                .metrics
-                .outbox_published
-                .inc_by(sequences.len() as u64);
-            Ok(sequences.len())
+            remove_published(state, &events).await
         }
         Destination::InProcess => process_in_process(state, events).await,
     }
@@ -354,6 +348,11 @@ async fn process_in_process(
             .inc_by(changed.len() as u64);
         tracing::warn!(%error, "could not fan out status changes");
     }
+    remove_published(state, &events).await
+}
+
+/// Takes published events out of the outbox (without a claim) and counts them.
+async fn remove_published(state: &SharedState, events: &[Pending]) -> Result<usize, RelayError> {
     let sequences: Vec<i64> = events
         .iter()
         .map(|pending| pending.event.sequence)

@@ -166,6 +166,18 @@ async fn an_unknown_url_scheme_is_refused() {
     assert!(error.to_string().contains("postgres://"), "{error}");
 }
 
+const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+/// Entries for a batch create, each with the same trace.
+fn traced(news: &[NewNotification]) -> Vec<NewEntry<'_>> {
+    news.iter()
+        .map(|new| NewEntry {
+            new,
+            traceparent: Some(TRACEPARENT),
+        })
+        .collect()
+}
+
 async fn creates_a_batch_in_one_transaction(db: Db) {
     let news: Vec<NewNotification> = (0..100)
         .map(|i| {
@@ -176,13 +188,7 @@ async fn creates_a_batch_in_one_transaction(db: Db) {
             )
         })
         .collect();
-    let entries: Vec<NewEntry<'_>> = news
-        .iter()
-        .map(|new| NewEntry {
-            new,
-            traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
-        })
-        .collect();
+    let entries = traced(&news);
     let created = db.create_notifications(&entries).await.expect("batch");
     assert_eq!(created.len(), 100);
     for (i, (created, new)) in created.iter().zip(&news).enumerate() {
@@ -248,13 +254,7 @@ async fn the_outbox_is_claimed_once(db: Db) {
     let news: Vec<NewNotification> = (0..4)
         .map(|i| new(&format!("outbox {i}"), NotificationType::Info, None))
         .collect();
-    let entries: Vec<NewEntry<'_>> = news
-        .iter()
-        .map(|new| NewEntry {
-            new,
-            traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
-        })
-        .collect();
+    let entries = traced(&news);
     let created = db.create_notifications(&entries).await.expect("batch");
     let sequences: Vec<i64> = created.iter().map(|c| c.notification.sequence).collect();
     assert_eq!(db.unpublished_count().await.expect("count"), 4);
@@ -283,10 +283,7 @@ async fn the_outbox_is_claimed_once(db: Db) {
         claimed.events[0].event,
         created[1].event.clone().expect("event")
     );
-    assert_eq!(
-        claimed.events[0].traceparent.as_deref(),
-        Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
-    );
+    assert_eq!(claimed.events[0].traceparent.as_deref(), Some(TRACEPARENT));
     if db.backend() == Backend::Postgres {
         // Another relay sweeping now skips the claimed ones.
         let other = db

@@ -2,6 +2,7 @@
 
 use chrono::Utc;
 use sqlx::AssertSqlSafe;
+use sqlx::any::AnyArguments;
 use uuid::Uuid;
 
 use super::rows::{NOTIFICATION_COLUMNS, NotificationRow};
@@ -239,17 +240,10 @@ async fn insert_entries(
         ),
         Backend::Sqlite => insert,
     };
-    let mut insert_events = sqlx::query_as::<_, (String, i64)>(AssertSqlSafe(sql));
-    for ((entry, id), event_id) in entries.iter().zip(&event_ids) {
-        insert_events = insert_events
-            .bind(event_id.to_string())
-            .bind(id.to_string())
-            .bind(EventType::Created.as_str())
-            .bind(micros)
-            .bind(event_payload(entry))
-            .bind(entry.traceparent.map(str::to_owned));
-    }
-    let returned = insert_events.fetch_all(&mut *tx).await?;
+    let insert_events = sqlx::query_as(AssertSqlSafe(sql));
+    let returned = bind_events(insert_events, entries, &event_ids, micros)
+        .fetch_all(&mut *tx)
+        .await?;
     let sequences = sequences_in_order(&event_ids, returned)?;
     if backend == Backend::Sqlite {
         let mut insert_outbox = sqlx::query(AssertSqlSafe(format!(
@@ -307,16 +301,12 @@ async fn insert_in_one_statement(
            JOIN e ON e.notification_id = v.id) \
          SELECT id, sequence FROM e"
     );
-    let mut insert = sqlx::query_as::<_, (String, i64)>(AssertSqlSafe(sql));
-    for ((entry, id), event_id) in entries.iter().zip(&event_ids) {
-        insert = insert
-            .bind(event_id.to_string())
-            .bind(id.to_string())
-            .bind(EventType::Created.as_str())
-            .bind(micros)
-            .bind(event_payload(entry))
-            .bind(entry.traceparent.map(str::to_owned));
-    }
+    let mut insert = bind_events(
+        sqlx::query_as(AssertSqlSafe(sql)),
+        entries,
+        &event_ids,
+        micros,
+    );
     for (entry, id) in entries {
         insert = insert
             .bind(id.to_string())
@@ -330,6 +320,27 @@ async fn insert_in_one_statement(
     let returned = insert.fetch_all(db.pool()).await?;
     let sequences = sequences_in_order(&event_ids, returned)?;
     into_created(entries, event_ids, sequences, micros)
+}
+
+type EventsInsert<'q> = sqlx::query::QueryAs<'q, sqlx::Any, (String, i64), AnyArguments>;
+
+/// Binds the six columns of each entry's `notification.created` event, in `value_rows` order.
+fn bind_events<'q>(
+    mut insert: EventsInsert<'q>,
+    entries: &[(NewEntry<'_>, Uuid)],
+    event_ids: &[Uuid],
+    micros: i64,
+) -> EventsInsert<'q> {
+    for ((entry, id), event_id) in entries.iter().zip(event_ids) {
+        insert = insert
+            .bind(event_id.to_string())
+            .bind(id.to_string())
+            .bind(EventType::Created.as_str())
+            .bind(micros)
+            .bind(event_payload(entry))
+            .bind(entry.traceparent.map(str::to_owned));
+    }
+    insert
 }
 
 /// What a `notification.created` event says: replaying it rebuilds the notification.
