@@ -61,7 +61,8 @@ pub struct ServerArgs {
     #[arg(long, env = "STREAM_BUFFER", default_value_t = 1024, global = true)]
     pub stream_buffer: usize,
 
-    /// Seconds between keep-alives on idle streams.
+    /// Seconds between keep-alives on every stream: an SSE comment, a WebSocket ping, a
+    /// Socket.IO ping (proxies close connections that stay silent too long).
     #[arg(
         long,
         env = "STREAM_KEEPALIVE_SECONDS",

@@ -113,6 +113,7 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     writer::spawn(&state, lanes, &drained, &mut tasks);
     tasks.spawn(crate::stream::cut_stalled_streams(state.clone()));
+    tasks.spawn(crate::stream::send_keep_alives(state.clone()));
     tasks.spawn(relay::run(
         state.clone(),
         destination,
@@ -204,6 +205,7 @@ async fn invalidate_on_changes(state: SharedState, shutdown: CancellationToken) 
             Ok(FanoutItem::Event(event)) => {
                 event.event.kind != herald_core::event::EventType::Created
             }
+            Ok(FanoutItem::KeepAlive) => false,
             Ok(FanoutItem::Resync) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                 true
             }

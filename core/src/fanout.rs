@@ -24,6 +24,9 @@ pub enum FanoutItem {
     Event(Arc<Broadcast>),
     /// Events may have been missed: catch up from the event log.
     Resync,
+    /// Time for idle streams to send a keep-alive: one tick through the fan-out for every
+    /// connection of this process, instead of a timer in each.
+    KeepAlive,
 }
 
 /// An event on its way to many clients. The notification's JSON is written once, by the
@@ -162,6 +165,11 @@ impl Fanout {
 
     pub fn subscribe(&self) -> broadcast::Receiver<FanoutItem> {
         self.local.sender.subscribe()
+    }
+
+    /// Tells this process's subscribers to send their clients a keep-alive.
+    pub fn keep_alive(&self) {
+        self.local.send(FanoutItem::KeepAlive);
     }
 
     /// Items sent to this process's subscribers so far: a subscriber that has received `n`

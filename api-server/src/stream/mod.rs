@@ -19,6 +19,20 @@ pub use stall::{Stalls, run as cut_stalled_streams};
 
 use crate::state::SharedState;
 
+/// Until shutdown: every keep-alive interval, tells every stream to send its client a
+/// keep-alive (an SSE comment, a WebSocket ping; Socket.IO pings on its own).
+pub async fn send_keep_alives(state: SharedState) {
+    let every = state.streams.keepalive;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = state.shutdown.cancelled() => return,
+            _ = tick.tick() => state.fanout.keep_alive(),
+        }
+    }
+}
+
 /// Routes of the HTTP-upgrade and SSE endpoints.
 pub fn routes() -> OpenApiRouter<SharedState> {
     OpenApiRouter::new()

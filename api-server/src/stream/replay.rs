@@ -56,6 +56,8 @@ pub enum Delivery {
     SlowConsumer,
     /// The server is shutting down: tell the client to reconnect, then end.
     Shutdown,
+    /// Time to show an idle client that the connection is alive.
+    KeepAlive,
 }
 
 pub struct Feed {
@@ -218,6 +220,7 @@ impl Feed {
                     }
                 }
                 // Recorded before anything is awaited, so a cancelled `next` cannot lose it.
+                Ok(FanoutItem::KeepAlive) => return Ok(Delivery::KeepAlive),
                 Ok(FanoutItem::Resync) => {
                     self.catch_up = Some(CatchUp {
                         cursor: self.position.last,

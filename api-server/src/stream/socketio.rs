@@ -181,6 +181,8 @@ async fn serve(socket: SocketRef, state: SharedState, resume: Resume, gone: Canc
                 false,
             ),
             Ok(Delivery::SlowConsumer) => (Sent::Behind, false),
+            // socketioxide pings on its own.
+            Ok(Delivery::KeepAlive) => continue,
             Ok(Delivery::Shutdown) => {
                 let _ = socket.disconnect();
                 return;

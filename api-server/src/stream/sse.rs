@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use herald_core::event::EventType;
@@ -65,10 +65,7 @@ pub async fn notifications(
         None => params.start(),
     };
     let feed = Feed::open(state.clone(), params.user_id, start).await?;
-    let keepalive = KeepAlive::new().interval(state.streams.keepalive);
-    Ok(Sse::new(events(feed, state, peer.kill))
-        .keep_alive(keepalive)
-        .into_response())
+    Ok(Sse::new(events(feed, state, peer.kill)).into_response())
 }
 
 struct Connection {
@@ -150,6 +147,8 @@ fn to_sse(
             let closing = Closing::slow_consumer(connection.feed.last_sequence());
             (json_event("error", &closing).retry(RECONNECT_AFTER), false)
         }
+        // An empty comment, as browsers expect it.
+        Ok(Delivery::KeepAlive) => (Event::default().comment(""), true),
         Ok(Delivery::Shutdown) => {
             let closing = Closing::shutdown(connection.feed.last_sequence());
             (

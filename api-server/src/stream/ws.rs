@@ -115,9 +115,6 @@ enum Sent {
 async fn serve(socket: WebSocket, mut feed: Feed, state: SharedState) {
     let _gauge = ConnectionGauge::open(&state, TRANSPORT);
     let (mut sink, mut incoming) = socket.split();
-    let keepalive = state.streams.keepalive;
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // A delivery taken from the feed while gathering frames for one write, not yet sent.
     let mut ready: Option<Result<Delivery, herald_core::db::DbError>> = None;
     loop {
@@ -128,6 +125,7 @@ async fn serve(socket: WebSocket, mut feed: Feed, state: SharedState) {
                     (Frame::Recovered(Recovered { complete, last_sequence }).message(), false)
                 }
                 Ok(Delivery::Reset { latest }) => (Frame::Reset(Reset::new(latest)).message(), false),
+                Ok(Delivery::KeepAlive) => (Message::Ping(Default::default()), false),
                 Ok(Delivery::SlowConsumer) => return slow_consumer(sink, &state).await,
                 Ok(Delivery::Shutdown) => {
                     return close(&mut sink, close_code::RESTART, "service restart").await;
@@ -142,7 +140,6 @@ async fn serve(socket: WebSocket, mut feed: Feed, state: SharedState) {
                 Some(Ok(Message::Close(_)) | Err(_)) | None => return,
                 Some(Ok(_)) => continue,
             },
-            _ = ping.tick() => (Message::Ping(Default::default()), false),
         };
         // Events already waiting go out in the same write: under a burst (a notification
         // and its delivered update) that halves the system calls.

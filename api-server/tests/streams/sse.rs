@@ -198,3 +198,21 @@ async fn the_stream_endpoints_are_in_the_openapi_document() {
     assert_eq!(parameters, ["since", "userId", "Last-Event-ID"]);
     assert!(document["paths"]["/api/ws"]["get"]["responses"]["101"].is_object());
 }
+
+#[tokio::test]
+async fn streams_get_a_keep_alive_comment_every_interval() {
+    let server = Server::embedded(&[("STREAM_KEEPALIVE_SECONDS", "1")]).await;
+    let mut response = sse(&server, "").send().await.unwrap();
+    let mut text = String::new();
+    let read = async {
+        // After the `recovered` event, two keep-alives: empty comments.
+        while text.lines().filter(|line| line.starts_with(':')).count() < 2 {
+            let chunk = response.chunk().await.unwrap().expect("the stream goes on");
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), read)
+        .await
+        .unwrap_or_else(|_| panic!("no keep-alives within 10 s: {text:?}"));
+    assert!(text.starts_with("event: recovered"), "{text:?}");
+}

@@ -90,3 +90,27 @@ async fn a_plain_get_on_the_websocket_endpoint_is_a_json_error() {
     let body: serde_json::Value = response.json().await.expect("a JSON error body");
     assert_eq!(body["error"]["code"], "websocket_required");
 }
+
+#[tokio::test]
+async fn the_server_pings_every_keep_alive_interval() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let server = Server::embedded(&[("STREAM_KEEPALIVE_SECONDS", "1")]).await;
+    let (mut socket, _) = tokio_tungstenite::connect_async(server.ws_url("/api/ws"))
+        .await
+        .unwrap();
+    let mut pings = 0;
+    let read = async {
+        while pings < 2 {
+            match socket.next().await.expect("the socket stays open").unwrap() {
+                Message::Ping(_) => pings += 1,
+                Message::Text(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), read)
+        .await
+        .expect("two pings within 10 s");
+}
