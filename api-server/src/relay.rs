@@ -201,8 +201,9 @@ pub async fn run(
                     // Still in the outbox; the sweep publishes them once it can.
                     continue;
                 }
-                // Let more commits land first: each round costs a claim, a delete and a
-                // commit whatever its size, so under load fewer, fuller rounds are cheaper.
+                // Let more commits land first: each round costs a produce round trip and a
+                // database statement whatever its size, so under load fewer, fuller rounds
+                // are cheaper.
                 tokio::time::sleep(LINGER).await;
                 while events.len() < BATCH as usize {
                     match handed_over.try_recv() {
@@ -254,8 +255,8 @@ fn failed(state: &SharedState, error: &RelayError, backoff: &mut Duration) -> Du
 
 /// Publishes events handed over in memory, then removes them from the outbox: no claim, so
 /// a round costs the database one statement. Another relay's sweep only takes events older
-/// than [`SWEEP_AFTER`]; handed-over events that old are left to the sweeps, so two relays
-/// publish one event only when a round takes longer than that.
+/// than [`SWEEP_AFTER`], and handed-over events older than half of it are left to the
+/// sweeps, so two relays publish one event only when a round takes longer than a second.
 async fn relay_handed_over(
     state: &SharedState,
     destination: &Destination,
