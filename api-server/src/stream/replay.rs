@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::wire::Recovered;
 use crate::state::SharedState;
 
 /// Events read from the log per query while catching up.
@@ -43,10 +44,7 @@ pub enum Delivery {
     Event(Arc<Broadcast>),
     /// The catch-up after connecting is over; from here on the stream is live.
     /// `complete` is false when a [`Delivery::Reset`] preceded it.
-    Recovered {
-        complete: bool,
-        last_sequence: i64,
-    },
+    Recovered(Recovered),
     /// Events the client missed are no longer kept: it should refetch its state (e.g. the
     /// REST list); the stream continues live after `latest`.
     Reset {
@@ -108,19 +106,19 @@ impl Feed {
         };
         match start {
             Start::Live => {
-                feed.queued.push_back(Delivery::Recovered {
+                feed.queued.push_back(Delivery::Recovered(Recovered {
                     complete: true,
                     last_sequence: latest,
-                });
+                }));
             }
             // A client ahead of the log resumes from another database (or one that was reset):
             // its position means nothing here.
             Start::After(after) if window.has_gap_after(after) || after > latest => {
                 feed.reset_to(latest);
-                feed.queued.push_back(Delivery::Recovered {
+                feed.queued.push_back(Delivery::Recovered(Recovered {
                     complete: false,
                     last_sequence: latest,
-                });
+                }));
             }
             Start::After(after) => {
                 feed.position = Position::after(after);
@@ -172,10 +170,10 @@ impl Feed {
                     let initial = catch_up.initial;
                     self.catch_up = None;
                     if initial {
-                        return Ok(Delivery::Recovered {
+                        return Ok(Delivery::Recovered(Recovered {
                             complete: true,
                             last_sequence: self.position.last,
-                        });
+                        }));
                     }
                     continue;
                 }

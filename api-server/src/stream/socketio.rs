@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::params::parse_sequence;
 use super::replay::{ConnectionGauge, Delivery, Feed, Start};
-use super::wire::{Closing, Recovered, Reset};
+use super::wire::{Closing, Reset};
 use crate::state::SharedState;
 
 const TRANSPORT: &str = "socketio";
@@ -163,19 +163,10 @@ async fn serve(socket: SocketRef, state: SharedState, resume: Resume, gone: Canc
                 let data = (event.notification_json(), event.event.sequence);
                 (emit(&socket, &feed, &state, &gone, name, &data).await, true)
             }
-            Ok(Delivery::Recovered {
-                complete,
-                last_sequence,
-            }) => {
-                let recovered = Recovered {
-                    complete,
-                    last_sequence,
-                };
-                (
-                    emit(&socket, &feed, &state, &gone, "recovered", &recovered).await,
-                    false,
-                )
-            }
+            Ok(Delivery::Recovered(recovered)) => (
+                emit(&socket, &feed, &state, &gone, "recovered", &recovered).await,
+                false,
+            ),
             Ok(Delivery::Reset { latest }) => (
                 emit(&socket, &feed, &state, &gone, "reset", &Reset::new(latest)).await,
                 false,

@@ -28,7 +28,7 @@ use serde::Serialize;
 use super::params::{RawQuery, StreamParams, parse_sequence};
 use super::replay::{ConnectionGauge, Delivery, Feed, Start};
 use super::stall::{Stalls, Watched};
-use super::wire::{Closing, Recovered, Reset};
+use super::wire::{Closing, Reset};
 use crate::connection::{Kill, Peer};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::SharedState;
@@ -122,15 +122,8 @@ fn to_sse(
                 .id(event.event.sequence.to_string());
             (sse, true)
         }
-        Ok(Delivery::Recovered {
-            complete,
-            last_sequence,
-        }) => {
-            let recovered = Recovered {
-                complete,
-                last_sequence,
-            };
-            let sse = json_event("recovered", &recovered).id(last_sequence.to_string());
+        Ok(Delivery::Recovered(recovered)) => {
+            let sse = json_event("recovered", &recovered).id(recovered.last_sequence.to_string());
             (sse, true)
         }
         Ok(Delivery::Reset { latest }) => {

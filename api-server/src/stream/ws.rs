@@ -130,9 +130,7 @@ async fn serve(socket: WebSocket, mut feed: Feed, state: SharedState) {
         let (message, is_event) = tokio::select! {
             delivery = next(&mut feed, &mut ready) => match delivery {
                 Ok(Delivery::Event(event)) => (event_frame(&event), true),
-                Ok(Delivery::Recovered { complete, last_sequence }) => {
-                    (Frame::Recovered(Recovered { complete, last_sequence }).message(), false)
-                }
+                Ok(Delivery::Recovered(recovered)) => (Frame::Recovered(recovered).message(), false),
                 Ok(Delivery::Reset { latest }) => (Frame::Reset(Reset::new(latest)).message(), false),
                 Ok(Delivery::KeepAlive) => (Message::Ping(Default::default()), false),
                 Ok(Delivery::SlowConsumer) => return slow_consumer(sink, &state).await,
