@@ -1,5 +1,5 @@
-//! Connections the server can cut: every accepted TCP stream carries a [`Kill`] switch that a
-//! handler reaches through `ConnectInfo`. A Server-Sent Events client that stops reading
+//! Connections the server can cut: every TCP stream served by hyper carries a [`Kill`] switch
+//! that a handler reaches through `ConnectInfo`. A Server-Sent Events client that stops reading
 //! blocks hyper's writes, so the response stream is no longer polled and cannot end itself;
 //! its watchdog closes the socket instead.
 
@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
+use axum::body::Bytes;
 use axum::extract::connect_info::Connected;
 use axum::serve::{IncomingStream, Listener};
 use futures::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// Cuts one connection: its pending and future reads and writes fail, so hyper drops it.
 #[derive(Clone, Default)]
@@ -44,32 +45,43 @@ impl Kill {
     }
 }
 
-pub struct KillableListener(pub TcpListener);
+/// The connections [`accept`](crate::accept) hands to hyper.
+pub struct Incoming {
+    pub(crate) connections: tokio::sync::mpsc::Receiver<(KillableStream, SocketAddr)>,
+    pub(crate) local: SocketAddr,
+}
 
 pub struct KillableStream {
     inner: TcpStream,
     kill: Kill,
+    /// What was read from the socket before hyper got it: hyper reads this first.
+    read_ahead: Bytes,
 }
 
-impl Listener for KillableListener {
+impl KillableStream {
+    pub fn new(inner: TcpStream, read_ahead: Bytes) -> Self {
+        Self {
+            inner,
+            kill: Kill::default(),
+            read_ahead,
+        }
+    }
+}
+
+impl Listener for Incoming {
     type Io = KillableStream;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (inner, address) = Listener::accept(&mut self.0).await;
-        // Small writes (stream events) go out at once.
-        let _ = inner.set_nodelay(true);
-        (
-            KillableStream {
-                inner,
-                kill: Kill::default(),
-            },
-            address,
-        )
+        match self.connections.recv().await {
+            Some(connection) => connection,
+            // The accept loop stops only at shutdown, after which this is not called again.
+            None => std::future::pending().await,
+        }
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
-        Listener::local_addr(&self.0)
+        Ok(self.local)
     }
 }
 
@@ -79,8 +91,8 @@ pub struct Peer {
     pub kill: Kill,
 }
 
-impl Connected<IncomingStream<'_, KillableListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, KillableListener>) -> Self {
+impl Connected<IncomingStream<'_, Incoming>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, Incoming>) -> Self {
         Self {
             kill: stream.io().kill.clone(),
         }
@@ -95,6 +107,11 @@ impl AsyncRead for KillableStream {
     ) -> Poll<io::Result<()>> {
         if let Some(error) = self.kill.check(cx) {
             return Poll::Ready(Err(error));
+        }
+        if !self.read_ahead.is_empty() {
+            let n = self.read_ahead.len().min(buf.remaining());
+            buf.put_slice(&self.read_ahead.split_to(n));
+            return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }

@@ -1,5 +1,6 @@
 //! Herald api-server: see `api-server --help`.
 
+mod accept;
 mod cache;
 mod config;
 mod connection;

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::ListCache;
 use crate::config::ServerArgs;
-use crate::connection::{KillableListener, Peer};
+use crate::connection::Peer;
 use crate::metrics::Metrics;
 use crate::relay::{self, Destination, KafkaDestination};
 use crate::routes;
@@ -91,6 +91,8 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
 
     let (writer, lanes) = Writer::new(usize::from(args.write_lanes));
     let (relay_handoff, handed_over) = relay::Handoff::new();
+    let (sse_writer, sse_shards) =
+        crate::stream::SseWriter::new(std::thread::available_parallelism().map_or(1, usize::from));
     let state: SharedState = Arc::new(AppState {
         writer,
         db,
@@ -105,6 +107,7 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         },
         open_streams: crate::stream::OpenStreams::default(),
         stalls: crate::stream::Stalls::default(),
+        sse_writer,
         shutdown: shutdown.clone(),
     });
 
@@ -113,6 +116,9 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     writer::spawn(&state, lanes, &drained, &mut tasks);
     tasks.spawn(crate::stream::cut_stalled_streams(state.clone()));
+    for shard in sse_shards {
+        tasks.spawn(crate::stream::write_sse(state.clone(), shard));
+    }
     tasks.spawn(crate::stream::send_keep_alives(state.clone()));
     tasks.spawn(relay::run(
         state.clone(),
@@ -131,15 +137,15 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     tasks.spawn(invalidate_on_changes(state.clone(), drained.clone()));
 
     let address = std::net::SocketAddr::new(args.bind, args.port);
-    let listener = KillableListener(
-        tokio::net::TcpListener::bind(address)
-            .await
-            .with_context(|| format!("listening on {address}"))?,
-    );
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("listening on {address}"))?;
     tracing::info!(%address, "api-server listening");
     let app = routes::router(state.clone()).layer(cors(&args.cors_allowed_origins)?);
+    let incoming = crate::accept::listen(listener, app.clone(), shutdown.clone())
+        .context("starting the accept loop")?;
     let signal_token = shutdown.clone();
-    axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
+    axum::serve(incoming, app.into_make_service_with_connect_info::<Peer>())
         .with_graceful_shutdown(async move {
             herald_core::shutdown::signal().await;
             tracing::info!(

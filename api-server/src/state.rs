@@ -26,7 +26,9 @@ pub struct AppState {
     pub kafka: Option<KafkaProbe>,
     pub streams: StreamSettings,
     pub open_streams: crate::stream::OpenStreams,
-    /// Server-Sent Events streams, watched for clients that stopped reading.
+    /// Writes Server-Sent Events to the streams taken over from hyper.
+    pub sse_writer: crate::stream::SseWriter,
+    /// Server-Sent Events streams served by hyper, watched for clients that stopped reading.
     pub stalls: crate::stream::Stalls,
     /// Cancelled on SIGTERM: streams tell their clients to reconnect and end.
     pub shutdown: CancellationToken,

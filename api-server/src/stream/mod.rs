@@ -6,6 +6,7 @@ mod params;
 mod replay;
 mod socketio;
 mod sse;
+mod sse_writer;
 mod stall;
 mod wire;
 mod ws;
@@ -15,6 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use replay::OpenStreams;
+pub use sse_writer::{SseWriter, run_shard as write_sse};
 pub use stall::{Stalls, run as cut_stalled_streams};
 
 use crate::state::SharedState;

@@ -16,7 +16,7 @@ use herald_core::event::Event;
 use herald_core::fanout::{Broadcast, FanoutItem};
 use tokio::sync::Notify;
 use tokio::sync::broadcast::Receiver;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::wire::Recovered;
 use crate::state::SharedState;
@@ -36,6 +36,16 @@ pub enum Start {
     Live,
     /// Everything after this sequence, then live.
     After(i64),
+}
+
+/// What [`Feed::try_next`] found.
+#[derive(Debug)]
+pub enum Step {
+    Ready(Delivery),
+    /// Nothing to send until the fan-out sends more.
+    Idle,
+    /// The event log must be read first: call [`Feed::read_log`].
+    ReadLog,
 }
 
 /// The next thing to send to a client.
@@ -152,85 +162,123 @@ impl Feed {
     /// The next delivery. Cancel-safe: dropping the future loses nothing.
     pub async fn next(&mut self) -> Result<Delivery, DbError> {
         loop {
+            match self.try_next() {
+                Step::Ready(delivery) => return Ok(delivery),
+                Step::ReadLog => self.read_log().await?,
+                Step::Idle => {
+                    let item = tokio::select! {
+                        biased;
+                        () = self.state.shutdown.cancelled() => return Ok(Delivery::Shutdown),
+                        item = self.live.recv() => item,
+                    };
+                    // Taken before anything else is awaited, so a cancelled `next` loses nothing.
+                    if let Some(delivery) = self.take(item) {
+                        return Ok(delivery);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next delivery if one is ready without waiting; for a caller that drives many feeds
+    /// from one task and learns from the fan-out itself when to look again.
+    pub fn try_next(&mut self) -> Step {
+        loop {
             // Also between replayed events: a long replay must not hold up shutdown.
             if self.state.shutdown.is_cancelled() {
-                return Ok(Delivery::Shutdown);
+                return Step::Ready(Delivery::Shutdown);
             }
             if let Some(delivery) = self.queued.pop_front() {
-                return Ok(delivery);
+                return Step::Ready(delivery);
             }
             if let Some(event) = self.page.pop_front() {
                 if self.position.accept(event.sequence) {
-                    return Ok(Delivery::Event(Arc::new(Broadcast::new(event))));
+                    return Step::Ready(Delivery::Event(Arc::new(Broadcast::new(event))));
                 }
                 continue;
             }
             if let Some(catch_up) = &self.catch_up {
-                if catch_up.done {
-                    let initial = catch_up.initial;
-                    self.catch_up = None;
-                    if initial {
-                        return Ok(Delivery::Recovered(Recovered {
-                            complete: true,
-                            last_sequence: self.position.last,
-                        }));
-                    }
-                    continue;
+                if !catch_up.done {
+                    return Step::ReadLog;
                 }
-                let cursor = catch_up.cursor;
-                if catch_up.check_gap {
-                    let window = self.state.db.replay_window().await?;
-                    if window.has_gap_after(cursor) {
-                        self.catch_up = None;
-                        self.reset_to(window.latest.unwrap_or(0));
-                    } else if let Some(catch_up) = &mut self.catch_up {
-                        catch_up.check_gap = false;
-                    }
-                    continue;
+                let initial = catch_up.initial;
+                self.catch_up = None;
+                // A page's worth of room is not kept for the rest of the stream.
+                self.page = VecDeque::new();
+                if initial {
+                    return Step::Ready(Delivery::Recovered(Recovered {
+                        complete: true,
+                        last_sequence: self.position.last,
+                    }));
                 }
-                let page = self
-                    .state
-                    .db
-                    .events_after(cursor, self.user_id.as_deref(), PAGE)
-                    .await?;
-                // State changes only after the await, so cancelling `next` loses nothing.
-                if let Some(catch_up) = &mut self.catch_up {
-                    catch_up.cursor = page.events.last().map_or(cursor, |e| e.sequence);
-                    catch_up.done = !page.more;
-                }
-                self.page.extend(page.events);
                 continue;
             }
-            let item = tokio::select! {
-                biased;
-                () = self.state.shutdown.cancelled() => return Ok(Delivery::Shutdown),
-                item = self.live.recv() => item,
+            let item = match self.live.try_recv() {
+                Ok(item) => Ok(item),
+                Err(TryRecvError::Empty) => return Step::Idle,
+                Err(TryRecvError::Lagged(missed)) => Err(RecvError::Lagged(missed)),
+                Err(TryRecvError::Closed) => Err(RecvError::Closed),
             };
-            let taken = match &item {
-                Err(RecvError::Lagged(missed)) => *missed,
-                _ => 1,
-            };
-            self.progress.fetch_add(taken, Ordering::Relaxed);
-            match item {
-                Ok(FanoutItem::Event(event)) => {
-                    if self.wants(&event.event) && self.position.accept(event.event.sequence) {
-                        return Ok(Delivery::Event(event));
-                    }
-                }
-                // Recorded before anything is awaited, so a cancelled `next` cannot lose it.
-                Ok(FanoutItem::KeepAlive) => return Ok(Delivery::KeepAlive),
-                Ok(FanoutItem::Resync) => {
-                    self.catch_up = Some(CatchUp {
-                        cursor: self.position.last,
-                        initial: false,
-                        check_gap: true,
-                        done: false,
-                    });
-                }
-                Err(RecvError::Lagged(_)) => return Ok(Delivery::SlowConsumer),
-                // The fan-out is gone only when the server is going down.
-                Err(RecvError::Closed) => return Ok(Delivery::Shutdown),
+            if let Some(delivery) = self.take(item) {
+                return Step::Ready(delivery);
             }
+        }
+    }
+
+    /// Does the event-log read that [`Step::ReadLog`] asked for. Cancel-safe: state changes
+    /// only after the query returns.
+    pub async fn read_log(&mut self) -> Result<(), DbError> {
+        let Some(catch_up) = &self.catch_up else {
+            return Ok(());
+        };
+        let cursor = catch_up.cursor;
+        if catch_up.check_gap {
+            let window = self.state.db.replay_window().await?;
+            if window.has_gap_after(cursor) {
+                self.catch_up = None;
+                self.reset_to(window.latest.unwrap_or(0));
+            } else if let Some(catch_up) = &mut self.catch_up {
+                catch_up.check_gap = false;
+            }
+            return Ok(());
+        }
+        let page = self
+            .state
+            .db
+            .events_after(cursor, self.user_id.as_deref(), PAGE)
+            .await?;
+        if let Some(catch_up) = &mut self.catch_up {
+            catch_up.cursor = page.events.last().map_or(cursor, |e| e.sequence);
+            catch_up.done = !page.more;
+        }
+        self.page.extend(page.events);
+        Ok(())
+    }
+
+    /// Takes one item from the fan-out: what to send for it, if anything.
+    fn take(&mut self, item: Result<FanoutItem, RecvError>) -> Option<Delivery> {
+        let taken = match &item {
+            Err(RecvError::Lagged(missed)) => *missed,
+            _ => 1,
+        };
+        self.progress.fetch_add(taken, Ordering::Relaxed);
+        match item {
+            Ok(FanoutItem::Event(event)) => (self.wants(&event.event)
+                && self.position.accept(event.event.sequence))
+            .then_some(Delivery::Event(event)),
+            Ok(FanoutItem::KeepAlive) => Some(Delivery::KeepAlive),
+            Ok(FanoutItem::Resync) => {
+                self.catch_up = Some(CatchUp {
+                    cursor: self.position.last,
+                    initial: false,
+                    check_gap: true,
+                    done: false,
+                });
+                None
+            }
+            Err(RecvError::Lagged(_)) => Some(Delivery::SlowConsumer),
+            // The fan-out is gone only when the server is going down.
+            Err(RecvError::Closed) => Some(Delivery::Shutdown),
         }
     }
 
@@ -247,10 +295,15 @@ impl Feed {
         let mut check = tokio::time::interval(LAG_CHECK);
         loop {
             check.tick().await;
-            if self.live.len() > self.state.streams.buffer {
+            if self.is_behind() {
                 return;
             }
         }
+    }
+
+    /// Whether the client is more than the stream buffer behind the fan-out.
+    pub fn is_behind(&self) -> bool {
+        self.live.len() > self.state.streams.buffer
     }
 }
 

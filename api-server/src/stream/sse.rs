@@ -17,25 +17,33 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::Extension;
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::sse::{Event, Sse};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures::Stream;
+use herald_core::db::DbError;
 use herald_core::event::EventType;
+use herald_core::fanout::Broadcast;
+use prometheus::IntCounter;
 use serde::Serialize;
 
 use super::params::{RawQuery, StreamParams, parse_sequence};
 use super::replay::{ConnectionGauge, Delivery, Feed, Start};
+use super::sse_writer;
 use super::stall::{Stalls, Watched};
 use super::wire::{Closing, Reset};
+use crate::accept::Takeover;
 use crate::connection::{Kill, Peer};
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::metrics::Metrics;
 use crate::state::SharedState;
 
-const TRANSPORT: &str = "sse";
+pub(super) const TRANSPORT: &str = "sse";
 /// How long browsers wait before reconnecting after a shutdown or error.
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
+/// An empty comment, as browsers expect it.
+pub(super) const KEEP_ALIVE: &[u8] = b":\n\n";
 
 /// Live notifications as Server-Sent Events, replaying what a reconnecting client missed.
 ///
@@ -56,6 +64,7 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 pub async fn notifications(
     State(state): State<SharedState>,
     ConnectInfo(peer): ConnectInfo<Peer>,
+    takeover: Option<Extension<Takeover>>,
     headers: HeaderMap,
     query: RawQuery,
 ) -> ApiResult<Response> {
@@ -65,17 +74,51 @@ pub async fn notifications(
         None => params.start(),
     };
     let feed = Feed::open(state.clone(), params.user_id, start).await?;
-    Ok(Sse::new(events(feed, state, peer.kill)).into_response())
+    let head = head();
+    Ok(match takeover {
+        // The usual case: the stream's writer serves the socket from here on.
+        Some(Extension(takeover)) => takeover.respond(head.into_response(), move |socket| {
+            sse_writer::serve(socket, feed, state);
+        }),
+        // A stream opened on a connection that served other requests before stays with hyper.
+        None => (head, Body::from_stream(events(feed, state, peer.kill))).into_response(),
+    })
+}
+
+fn head() -> [(header::HeaderName, &'static str); 3] {
+    [
+        (header::CONTENT_TYPE, "text/event-stream"),
+        (header::CACHE_CONTROL, "no-cache"),
+        // Tells nginx (and ingress controllers built on it) to pass events on at once.
+        (header::HeaderName::from_static("x-accel-buffering"), "no"),
+    ]
+}
+
+/// A stream's counters, looked up once rather than per event.
+pub(super) struct Counters {
+    pub deliveries: IntCounter,
+    pub slow_consumers: IntCounter,
+}
+
+impl Counters {
+    pub fn new(metrics: &Metrics) -> Self {
+        Self {
+            deliveries: metrics.stream_deliveries.with_label_values(&[TRANSPORT]),
+            slow_consumers: metrics
+                .slow_consumer_disconnects
+                .with_label_values(&[TRANSPORT]),
+        }
+    }
 }
 
 struct Connection {
     feed: Feed,
-    state: SharedState,
+    counters: Counters,
     _gauge: ConnectionGauge,
     _watched: Watched,
 }
 
-/// The SSE events of one connection; ends after an `error` or `shutdown` event.
+/// The body of a stream served by hyper; ends after an `error` or `shutdown` event.
 ///
 /// hyper polls this body directly: an event reaches the socket without passing through
 /// another task, and events that are ready together go out in one write. A client that
@@ -84,83 +127,90 @@ fn events(
     feed: Feed,
     state: SharedState,
     kill: Kill,
-) -> impl Stream<Item = Result<Event, Infallible>> {
+) -> impl futures::Stream<Item = Result<Bytes, Infallible>> {
     let connection = Connection {
+        counters: Counters::new(&state.metrics),
         _gauge: ConnectionGauge::open(&state, TRANSPORT),
         _watched: Stalls::watch(&state, feed.progress(), kill),
         feed,
-        state,
     };
     futures::stream::unfold(Some(connection), |connection| async move {
         let mut connection = connection?;
         let delivery = connection.feed.next().await;
-        let (event, more) = to_sse(&connection, delivery);
-        Some((Ok(event), more.then_some(connection)))
+        let (frame, more) = frame(
+            delivery,
+            connection.feed.last_sequence(),
+            &connection.counters,
+        );
+        Some((Ok(frame), more.then_some(connection)))
     })
 }
 
-/// The SSE event for a delivery, and whether the stream goes on after it.
-fn to_sse(
-    connection: &Connection,
-    delivery: Result<Delivery, herald_core::db::DbError>,
-) -> (Event, bool) {
+/// The SSE text for a delivery, and whether the stream goes on after it. `last_sequence` is
+/// the feed's, after the delivery.
+pub(super) fn frame(
+    delivery: Result<Delivery, DbError>,
+    last_sequence: i64,
+    counters: &Counters,
+) -> (Bytes, bool) {
     match delivery {
         Ok(Delivery::Event(event)) => {
-            let name = match event.event.kind {
-                EventType::Created => "notification",
-                EventType::Delivered | EventType::Failed => "notification.updated",
-            };
-            connection
-                .state
-                .metrics
-                .stream_deliveries
-                .with_label_values(&[TRANSPORT])
-                .inc();
-            let sse = Event::default()
-                .event(name)
-                .data(event.notification_json().get())
-                .id(event.event.sequence.to_string());
-            (sse, true)
+            counters.deliveries.inc();
+            (event_frame(&event), true)
         }
-        Ok(Delivery::Recovered(recovered)) => {
-            let sse = json_event("recovered", &recovered).id(recovered.last_sequence.to_string());
-            (sse, true)
-        }
+        Ok(Delivery::Recovered(recovered)) => (
+            json_frame("recovered", &recovered, Some(recovered.last_sequence)),
+            true,
+        ),
         Ok(Delivery::Reset { latest }) => {
-            let sse = json_event("reset", &Reset::new(latest)).id(latest.to_string());
-            (sse, true)
+            (json_frame("reset", &Reset::new(latest), Some(latest)), true)
         }
         Ok(Delivery::SlowConsumer) => {
-            connection
-                .state
-                .metrics
-                .slow_consumer_disconnects
-                .with_label_values(&[TRANSPORT])
-                .inc();
-            let closing = Closing::slow_consumer(connection.feed.last_sequence());
-            (json_event("error", &closing).retry(RECONNECT_AFTER), false)
+            counters.slow_consumers.inc();
+            let closing = Closing::slow_consumer(last_sequence);
+            (json_frame("error", &closing, None), false)
         }
-        // An empty comment, as browsers expect it.
-        Ok(Delivery::KeepAlive) => (Event::default().comment(""), true),
+        Ok(Delivery::KeepAlive) => (Bytes::from_static(KEEP_ALIVE), true),
         Ok(Delivery::Shutdown) => {
-            let closing = Closing::shutdown(connection.feed.last_sequence());
-            (
-                json_event("shutdown", &closing).retry(RECONNECT_AFTER),
-                false,
-            )
+            let closing = Closing::shutdown(last_sequence);
+            (json_frame("shutdown", &closing, None), false)
         }
         Err(error) => {
             tracing::warn!(%error, "SSE stream ends: the event log is unavailable");
-            let closing = Closing::unavailable(connection.feed.last_sequence());
-            (json_event("error", &closing).retry(RECONNECT_AFTER), false)
+            let closing = Closing::unavailable(last_sequence);
+            (json_frame("error", &closing, None), false)
         }
     }
 }
 
-fn json_event(name: &str, data: &impl Serialize) -> Event {
+/// A `notification` or `notification.updated` event; the same text for every client.
+pub(super) fn event_frame(event: &Broadcast) -> Bytes {
+    let name = match event.event.kind {
+        EventType::Created => "notification",
+        EventType::Delivered | EventType::Failed => "notification.updated",
+    };
+    // JSON text has no raw line breaks, so it fits one `data:` line.
+    format!(
+        "event: {name}\ndata: {}\nid: {}\n\n",
+        event.notification_json().get(),
+        event.event.sequence
+    )
+    .into()
+}
+
+/// An event with a JSON payload: with `id:` when it moves the client's position, else with
+/// `retry:`, as it is the last before the server ends the stream.
+fn json_frame(name: &str, data: &impl Serialize, id: Option<i64>) -> Bytes {
     // Our payloads are plain data; serializing them cannot fail.
     let data = serde_json::to_string(data).unwrap_or_default();
-    Event::default().event(name).data(data)
+    match id {
+        Some(id) => format!("event: {name}\ndata: {data}\nid: {id}\n\n"),
+        None => format!(
+            "event: {name}\ndata: {data}\nretry: {}\n\n",
+            RECONNECT_AFTER.as_millis()
+        ),
+    }
+    .into()
 }
 
 fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<i64>> {

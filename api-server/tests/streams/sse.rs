@@ -1,4 +1,4 @@
-use crate::clients::SseClient;
+use crate::clients::{RawHttp, SseClient, within};
 use crate::common::{Backing, Server};
 use crate::{broadcast, for_user};
 
@@ -215,4 +215,76 @@ async fn streams_get_a_keep_alive_comment_every_interval() {
         .await
         .unwrap_or_else(|_| panic!("no keep-alives within 10 s: {text:?}"));
     assert!(text.starts_with("event: recovered"), "{text:?}");
+}
+
+const SSE_CONNECTIONS: &str = "herald_stream_connections{transport=\"sse\"}";
+
+/// A stream that is a connection's first request is served apart from hyper; one opened on a
+/// connection that served other requests stays with hyper. Both must behave the same.
+#[tokio::test]
+async fn streams_work_as_a_connections_first_request_and_after_others() {
+    let server = Server::embedded(&[]).await;
+    let mut first = RawHttp::connect(server.port).await;
+    first.get("/api/sse/notifications").await;
+    let mut after = RawHttp::connect(server.port).await;
+    after.get("/api/health").await;
+    after.read_until("\"status\"").await;
+    after.get("/api/sse/notifications").await;
+    for stream in [&mut first, &mut after] {
+        let head = stream.read_until("event: recovered").await;
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        let head = head.to_ascii_lowercase();
+        assert!(
+            head.contains("content-type: text/event-stream\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("transfer-encoding: chunked\r\n"), "{head}");
+    }
+
+    let created = server.create(broadcast("to both")).await;
+    let id = format!("id: {}\n", created["sequence"]);
+    for stream in [&mut first, &mut after] {
+        let text = stream.read_until(&id).await;
+        assert!(text.contains("event: notification\ndata: {"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_bad_first_request_for_a_stream_gets_a_json_error() {
+    let server = Server::embedded(&[]).await;
+    let mut stream = RawHttp::connect(server.port).await;
+    stream.get("/api/sse/notifications?since=-3").await;
+    let text = stream.read_until("}}").await;
+    assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"{"error":{"code":"invalid_query""#),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_hangs_up_stops_being_counted() {
+    // No keep-alive, so nothing is written that could fail instead.
+    let server = Server::embedded(&[("STREAM_KEEPALIVE_SECONDS", "3600")]).await;
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let mut stream = RawHttp::connect(server.port).await;
+        stream.get("/api/sse/notifications").await;
+        stream.read_until("event: recovered").await;
+        streams.push(stream);
+    }
+    assert_eq!(server.metric(SSE_CONNECTIONS).await, 3.0);
+    streams.truncate(1);
+    // Noticed from the hang-up itself, with no event sent in between.
+    within("the gauge to drop", async {
+        while server.metric(SSE_CONNECTIONS).await != 1.0 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
 }
