@@ -28,6 +28,8 @@ const TAKEOVER_PREFIX: &[u8] = b"GET /api/sse/notifications";
 /// Longest request head read here; a longer one goes to hyper, which answers 431.
 const MAX_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
+/// How long to wait for the rest of a request line that came in pieces.
+const PEEK_AGAIN: Duration = Duration::from_millis(5);
 /// A client that connects and sends no request within this is dropped.
 const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest body of a response written here (an error): they are a few hundred bytes.
@@ -72,33 +74,45 @@ async fn accept_loop(
     }
 }
 
-/// Reads the start of the first request and decides who serves the connection.
+/// Looks at the start of the first request and decides who serves the connection.
 async fn route(mut socket: TcpStream, address: SocketAddr, app: Router, to_hyper: ToHyper) {
-    let mut head = Vec::with_capacity(1024);
-    // Enough to tell the request line apart; nearly always one read.
-    while head.len() < TAKEOVER_PREFIX.len() + 1 && !head.contains(&b'\n') {
-        match socket.read_buf(&mut head).await {
+    // Peeked, not read: a connection for hyper is passed on untouched, with nothing allocated
+    // for it here (an allocation per connection that outlives the next ones leaves holes).
+    let mut start = [0; TAKEOVER_PREFIX.len() + 1];
+    loop {
+        let peeked = match socket.peek(&mut start).await {
             Ok(0) | Err(_) => return,
-            Ok(_) => {}
+            Ok(peeked) => peeked,
+        };
+        if peeked == start.len() || start[..peeked].contains(&b'\n') {
+            break;
         }
+        // The request line came in pieces (rare): peeking again at once would find the same.
+        tokio::time::sleep(PEEK_AGAIN).await;
     }
-    if is_takeover_candidate(&head) {
+    if is_takeover_candidate(&start) {
+        let mut head = Vec::with_capacity(1024);
         loop {
-            if let Some(request) = parse_head(&head) {
-                return serve_here(socket, request, app).await;
-            }
-            if head.windows(4).any(|w| w == b"\r\n\r\n") || head.len() > MAX_HEAD {
-                break;
-            }
             match socket.read_buf(&mut head).await {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }
+            if let Some(request) = parse_head(&head) {
+                // Boxed: its state would make every connection's task that much bigger.
+                return Box::pin(serve_here(socket, request, app)).await;
+            }
+            if head.windows(4).any(|w| w == b"\r\n\r\n") || head.len() > MAX_HEAD {
+                // Malformed or unusual: hyper answers it as it answers any other request.
+                let read = Bytes::from(head);
+                let _ = to_hyper
+                    .send((KillableStream::new(socket, read), address))
+                    .await;
+                return;
+            }
         }
     }
-    // Malformed or unusual requests included: hyper answers them as it answers any other.
     let _ = to_hyper
-        .send((KillableStream::new(socket, Bytes::from(head)), address))
+        .send((KillableStream::new(socket, Bytes::new()), address))
         .await;
 }
 

@@ -111,6 +111,10 @@ impl AsyncRead for KillableStream {
         if !self.read_ahead.is_empty() {
             let n = self.read_ahead.len().min(buf.remaining());
             buf.put_slice(&self.read_ahead.split_to(n));
+            if self.read_ahead.is_empty() {
+                // An empty view still holds the whole buffer it was cut from.
+                self.read_ahead = Bytes::new();
+            }
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.inner).poll_read(cx, buf)
