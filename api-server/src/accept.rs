@@ -1,9 +1,9 @@
 //! Accepting connections. Most are served by hyper (through axum's `serve`). A connection
-//! whose first request is one a handler can take over - a Server-Sent Events stream - is
-//! answered here instead: the request goes through the same router, and if the handler
-//! [takes the connection over](Takeover), it gets the bare socket once the response head is
-//! written. A stream may stay open for hours; this way it holds neither hyper's buffers
-//! (about 24 KiB per connection) nor a task of its own.
+//! whose first request is one a handler can take over - a Server-Sent Events stream or a
+//! plain WebSocket - is answered here instead: the request goes through the same router, and
+//! if the handler [takes the connection over](Takeover), it gets the bare socket once the
+//! response head is written. A stream may stay open for hours; this way it holds neither
+//! hyper's buffers (about 24 KiB per SSE connection) nor a task of its own.
 
 use std::io;
 use std::net::SocketAddr;
@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, Request, Response, header};
+use axum::http::{HeaderMap, Request, Response, StatusCode, header};
 use axum::serve::Listener;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -23,8 +23,10 @@ use tower::ServiceExt;
 
 use crate::connection::{Incoming, Kill, KillableStream, Peer};
 
-/// Request lines that may be taken over start with this.
-const TAKEOVER_PREFIX: &[u8] = b"GET /api/sse/notifications";
+/// Request lines that may be taken over start with one of these (then a space or `?`).
+const TAKEOVER_PREFIXES: [&[u8]; 2] = [b"GET /api/sse/notifications", b"GET /api/ws"];
+/// Enough of a request line to tell whether it is one of those.
+const PEEK: usize = 27;
 /// Longest request head read here; a longer one goes to hyper, which answers 431.
 const MAX_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
@@ -78,19 +80,19 @@ async fn accept_loop(
 async fn route(mut socket: TcpStream, address: SocketAddr, app: Router, to_hyper: ToHyper) {
     // Peeked, not read: a connection for hyper is passed on untouched, with nothing allocated
     // for it here (an allocation per connection that outlives the next ones leaves holes).
-    let mut start = [0; TAKEOVER_PREFIX.len() + 1];
-    loop {
+    let mut start = [0; PEEK];
+    let start = loop {
         let peeked = match socket.peek(&mut start).await {
             Ok(0) | Err(_) => return,
-            Ok(peeked) => peeked,
+            Ok(peeked) => &start[..peeked],
         };
-        if peeked == start.len() || start[..peeked].contains(&b'\n') {
-            break;
+        if peeked.len() == PEEK || peeked.contains(&b'\n') {
+            break peeked;
         }
         // The request line came in pieces (rare): peeking again at once would find the same.
         tokio::time::sleep(PEEK_AGAIN).await;
-    }
-    if is_takeover_candidate(&start) {
+    };
+    if is_takeover_candidate(start) {
         let mut head = Vec::with_capacity(1024);
         loop {
             match socket.read_buf(&mut head).await {
@@ -117,9 +119,11 @@ async fn route(mut socket: TcpStream, address: SocketAddr, app: Router, to_hyper
 }
 
 fn is_takeover_candidate(head: &[u8]) -> bool {
-    head.strip_prefix(TAKEOVER_PREFIX)
-        .and_then(|rest| rest.first())
-        .is_some_and(|&next| next == b' ' || next == b'?')
+    TAKEOVER_PREFIXES.iter().any(|prefix| {
+        head.strip_prefix(*prefix)
+            .and_then(|rest| rest.first())
+            .is_some_and(|&next| next == b' ' || next == b'?')
+    })
 }
 
 /// A complete, well-formed HTTP/1.1 GET head, as a request; `None` for anything else.
@@ -158,13 +162,19 @@ async fn serve_here(mut socket: TcpStream, mut request: Request<Body>, app: Rout
         .and_then(TakenOver::take);
     match then {
         Some(then) => {
-            let head = head_bytes(&response, "transfer-encoding: chunked\r\n");
+            let framing = if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                ""
+            } else {
+                "transfer-encoding: chunked\r\n"
+            };
+            let head = head_bytes(&response, framing);
             if socket.write_all(&head).await.is_ok() {
                 then(socket);
             }
         }
         None => {
-            let (parts, body) = response.into_parts();
+            let (mut parts, body) = response.into_parts();
+            parts.headers.remove(header::CONNECTION);
             let body = axum::body::to_bytes(body, MAX_RESPONSE_BODY)
                 .await
                 .unwrap_or_default();
@@ -195,10 +205,7 @@ fn head_bytes<B>(response: &Response<B>, framing: &str) -> Vec<u8> {
 
 fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
     for (name, value) in headers {
-        if name == header::CONTENT_LENGTH
-            || name == header::TRANSFER_ENCODING
-            || name == header::CONNECTION
-        {
+        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
             continue;
         }
         out.extend_from_slice(name.as_str().as_bytes());
@@ -216,7 +223,8 @@ pub struct Takeover(());
 type Then = Box<dyn FnOnce(TcpStream) + Send>;
 
 /// In a response's extensions: what runs the connection after the response head, whose body
-/// is ignored. Everything `then` writes is the body, in HTTP/1.1 chunked framing.
+/// is ignored. After a 101 `then` speaks the new protocol; after any other status everything
+/// it writes is the body, in HTTP/1.1 chunked framing.
 #[derive(Clone)]
 struct TakenOver(Arc<Mutex<Option<Then>>>);
 
@@ -258,6 +266,9 @@ mod tests {
             b"POST /api/sse/notifications HTTP/1.1"
         ));
         assert!(!is_takeover_candidate(b"GET /api/sse/notif"));
+        assert!(is_takeover_candidate(b"GET /api/ws?since=3 HTTP/1.1"));
+        assert!(!is_takeover_candidate(b"GET /api/wsx HTTP/1.1"));
+        assert!(!is_takeover_candidate(b"GET /socket.io/?EIO=4 HTTP/1.1"));
     }
 
     #[test]

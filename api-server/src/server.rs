@@ -91,8 +91,9 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
 
     let (writer, lanes) = Writer::new(usize::from(args.write_lanes));
     let (relay_handoff, handed_over) = relay::Handoff::new();
-    let (sse_writer, sse_shards) =
-        crate::stream::SseWriter::new(std::thread::available_parallelism().map_or(1, usize::from));
+    let (direct_streams, shards) = crate::stream::DirectStreams::new(
+        std::thread::available_parallelism().map_or(1, usize::from),
+    );
     let state: SharedState = Arc::new(AppState {
         writer,
         db,
@@ -107,7 +108,7 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         },
         open_streams: crate::stream::OpenStreams::default(),
         stalls: crate::stream::Stalls::default(),
-        sse_writer,
+        direct_streams,
         shutdown: shutdown.clone(),
     });
 
@@ -116,8 +117,8 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     writer::spawn(&state, lanes, &drained, &mut tasks);
     tasks.spawn(crate::stream::cut_stalled_streams(state.clone()));
-    for shard in sse_shards {
-        tasks.spawn(crate::stream::write_sse(state.clone(), shard));
+    for shard in shards {
+        tasks.spawn(crate::stream::serve_direct_streams(state.clone(), shard));
     }
     tasks.spawn(crate::stream::send_keep_alives(state.clone()));
     tasks.spawn(relay::run(

@@ -26,8 +26,8 @@ pub struct AppState {
     pub kafka: Option<KafkaProbe>,
     pub streams: StreamSettings,
     pub open_streams: crate::stream::OpenStreams,
-    /// Writes Server-Sent Events to the streams taken over from hyper.
-    pub sse_writer: crate::stream::SseWriter,
+    /// The SSE and WebSocket streams taken over from hyper.
+    pub direct_streams: crate::stream::DirectStreams,
     /// Server-Sent Events streams served by hyper, watched for clients that stopped reading.
     pub stalls: crate::stream::Stalls,
     /// Cancelled on SIGTERM: streams tell their clients to reconnect and end.

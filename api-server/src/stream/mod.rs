@@ -2,21 +2,22 @@
 //! each replaying what a reconnecting client missed from the event log before going live
 //! (`replay`), with the same payloads (`wire`).
 
+mod direct;
 mod params;
 mod replay;
 mod socketio;
 mod sse;
-mod sse_writer;
 mod stall;
 mod wire;
 mod ws;
+mod ws_codec;
 
 use axum::Router;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use direct::{DirectStreams, run_shard as serve_direct_streams};
 pub use replay::OpenStreams;
-pub use sse_writer::{SseWriter, run_shard as write_sse};
 pub use stall::{Stalls, run as cut_stalled_streams};
 
 use crate::state::SharedState;

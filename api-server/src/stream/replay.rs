@@ -373,6 +373,24 @@ impl OpenStreams {
     }
 }
 
+/// A stream's counters, looked up once rather than per event.
+pub struct StreamCounters {
+    pub deliveries: prometheus::IntCounter,
+    pub slow_consumers: prometheus::IntCounter,
+}
+
+impl StreamCounters {
+    pub fn new(state: &SharedState, transport: &str) -> Self {
+        let metrics = &state.metrics;
+        Self {
+            deliveries: metrics.stream_deliveries.with_label_values(&[transport]),
+            slow_consumers: metrics
+                .slow_consumer_disconnects
+                .with_label_values(&[transport]),
+        }
+    }
+}
+
 /// Counts an open stream in `stream_connections` and [`OpenStreams`] for as long as it lives.
 pub struct ConnectionGauge {
     gauge: prometheus::IntGauge,

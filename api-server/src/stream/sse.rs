@@ -25,18 +25,16 @@ use axum::response::{IntoResponse, Response};
 use herald_core::db::DbError;
 use herald_core::event::EventType;
 use herald_core::fanout::Broadcast;
-use prometheus::IntCounter;
 use serde::Serialize;
 
+use super::direct::{self, Protocol};
 use super::params::{RawQuery, StreamParams, parse_sequence};
-use super::replay::{ConnectionGauge, Delivery, Feed, Start};
-use super::sse_writer;
+use super::replay::{ConnectionGauge, Delivery, Feed, Start, StreamCounters};
 use super::stall::{Stalls, Watched};
 use super::wire::{Closing, Reset};
 use crate::accept::Takeover;
 use crate::connection::{Kill, Peer};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::metrics::Metrics;
 use crate::state::SharedState;
 
 pub(super) const TRANSPORT: &str = "sse";
@@ -78,7 +76,7 @@ pub async fn notifications(
     Ok(match takeover {
         // The usual case: the stream's writer serves the socket from here on.
         Some(Extension(takeover)) => takeover.respond(head.into_response(), move |socket| {
-            sse_writer::serve(socket, feed, state);
+            direct::serve(socket, Protocol::Sse, feed, state);
         }),
         // A stream opened on a connection that served other requests before stays with hyper.
         None => (head, Body::from_stream(events(feed, state, peer.kill))).into_response(),
@@ -94,26 +92,9 @@ fn head() -> [(header::HeaderName, &'static str); 3] {
     ]
 }
 
-/// A stream's counters, looked up once rather than per event.
-pub(super) struct Counters {
-    pub deliveries: IntCounter,
-    pub slow_consumers: IntCounter,
-}
-
-impl Counters {
-    pub fn new(metrics: &Metrics) -> Self {
-        Self {
-            deliveries: metrics.stream_deliveries.with_label_values(&[TRANSPORT]),
-            slow_consumers: metrics
-                .slow_consumer_disconnects
-                .with_label_values(&[TRANSPORT]),
-        }
-    }
-}
-
 struct Connection {
     feed: Feed,
-    counters: Counters,
+    counters: StreamCounters,
     _gauge: ConnectionGauge,
     _watched: Watched,
 }
@@ -129,7 +110,7 @@ fn events(
     kill: Kill,
 ) -> impl futures::Stream<Item = Result<Bytes, Infallible>> {
     let connection = Connection {
-        counters: Counters::new(&state.metrics),
+        counters: StreamCounters::new(&state, TRANSPORT),
         _gauge: ConnectionGauge::open(&state, TRANSPORT),
         _watched: Stalls::watch(&state, feed.progress(), kill),
         feed,
@@ -137,27 +118,21 @@ fn events(
     futures::stream::unfold(Some(connection), |connection| async move {
         let mut connection = connection?;
         let delivery = connection.feed.next().await;
-        let (frame, more) = frame(
-            delivery,
-            connection.feed.last_sequence(),
-            &connection.counters,
-        );
+        match &delivery {
+            Ok(Delivery::Event(_)) => connection.counters.deliveries.inc(),
+            Ok(Delivery::SlowConsumer) => connection.counters.slow_consumers.inc(),
+            _ => {}
+        }
+        let (frame, more) = frame(delivery, connection.feed.last_sequence());
         Some((Ok(frame), more.then_some(connection)))
     })
 }
 
 /// The SSE text for a delivery, and whether the stream goes on after it. `last_sequence` is
 /// the feed's, after the delivery.
-pub(super) fn frame(
-    delivery: Result<Delivery, DbError>,
-    last_sequence: i64,
-    counters: &Counters,
-) -> (Bytes, bool) {
+pub(super) fn frame(delivery: Result<Delivery, DbError>, last_sequence: i64) -> (Bytes, bool) {
     match delivery {
-        Ok(Delivery::Event(event)) => {
-            counters.deliveries.inc();
-            (event_frame(&event), true)
-        }
+        Ok(Delivery::Event(event)) => (event_frame(&event), true),
         Ok(Delivery::Recovered(recovered)) => (
             json_frame("recovered", &recovered, Some(recovered.last_sequence)),
             true,
@@ -166,7 +141,6 @@ pub(super) fn frame(
             (json_frame("reset", &Reset::new(latest), Some(latest)), true)
         }
         Ok(Delivery::SlowConsumer) => {
-            counters.slow_consumers.inc();
             let closing = Closing::slow_consumer(last_sequence);
             (json_frame("error", &closing, None), false)
         }

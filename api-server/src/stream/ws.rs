@@ -14,10 +14,12 @@
 
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::response::Response;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use futures::{FutureExt, SinkExt, StreamExt};
 use herald_core::event::EventType;
 use herald_core::fanout::Broadcast;
@@ -26,13 +28,16 @@ use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 use tokio_util::task::AbortOnDropHandle;
 
+use super::direct;
 use super::params::{RawQuery, StreamParams};
 use super::replay::{ConnectionGauge, Delivery, Feed};
 use super::wire::{Recovered, Reset};
+use super::ws_codec;
+use crate::accept::Takeover;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::SharedState;
 
-const TRANSPORT: &str = "websocket";
+pub(super) const TRANSPORT: &str = "websocket";
 /// Clients only need to send control frames.
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 /// Frames that are ready together are written together, up to this many bytes per write.
@@ -53,10 +58,31 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
     ))]
 pub async fn upgrade(
     State(state): State<SharedState>,
+    takeover: Option<Extension<Takeover>>,
+    method: Method,
+    headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     query: RawQuery,
 ) -> ApiResult<Response> {
     let params = StreamParams::parse(query)?;
+    if let Some(Extension(takeover)) = takeover {
+        // The usual case: the handshake is answered here and the socket served directly.
+        let accept = handshake(&method, &headers)?;
+        let start = params.start();
+        let feed = Feed::open(state.clone(), params.user_id, start).await?;
+        let head = (
+            StatusCode::SWITCHING_PROTOCOLS,
+            [
+                (header::CONNECTION, "upgrade"),
+                (header::UPGRADE, "websocket"),
+            ],
+            [(header::SEC_WEBSOCKET_ACCEPT, accept)],
+        );
+        return Ok(takeover.respond(head.into_response(), move |socket| {
+            let protocol = direct::Protocol::WebSocket(ws_codec::Inbound::default());
+            direct::serve(socket, protocol, feed, state);
+        }));
+    }
     let upgrade = upgrade.map_err(|rejection| {
         ApiError::new(
             rejection.status(),
@@ -79,6 +105,59 @@ pub async fn upgrade(
         .on_upgrade(move |socket| serve(socket, feed, state)))
 }
 
+/// The `Sec-WebSocket-Accept` for a valid WebSocket handshake; the same checks as axum's
+/// `WebSocketUpgrade`, with its messages.
+fn handshake(method: &Method, headers: &HeaderMap) -> ApiResult<String> {
+    let reject = |status, message: &str| {
+        Err(ApiError::new(
+            status,
+            "websocket_required",
+            message.to_owned(),
+        ))
+    };
+    let has_token = |name, token: &str| {
+        headers.get_all(name).iter().any(|value| {
+            value
+                .to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    if method != Method::GET {
+        return reject(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Request method must be `GET`",
+        );
+    }
+    if !has_token(header::CONNECTION, "upgrade") {
+        return reject(
+            StatusCode::BAD_REQUEST,
+            "Connection header did not include 'upgrade'",
+        );
+    }
+    if !has_token(header::UPGRADE, "websocket") {
+        return reject(
+            StatusCode::BAD_REQUEST,
+            "`Upgrade` header did not include 'websocket'",
+        );
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|version| version != "13")
+    {
+        return reject(
+            StatusCode::BAD_REQUEST,
+            "`Sec-WebSocket-Version` header did not include '13'",
+        );
+    }
+    match headers.get(header::SEC_WEBSOCKET_KEY) {
+        Some(key) => Ok(ws_codec::accept_key(key.as_bytes())),
+        None => reject(
+            StatusCode::BAD_REQUEST,
+            "`Sec-WebSocket-Key` header missing",
+        ),
+    }
+}
+
 #[derive(Serialize)]
 #[serde(tag = "type")]
 enum Frame<'a> {
@@ -99,9 +178,32 @@ enum Frame<'a> {
 }
 
 impl Frame<'_> {
-    fn message(&self) -> Message {
+    fn text(&self) -> String {
         // Our frames are plain data; serializing them cannot fail.
-        Message::text(serde_json::to_string(self).unwrap_or_default())
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// What a delivery other than an event becomes on a WebSocket.
+pub(super) enum Outgoing {
+    Text(String),
+    Ping,
+    /// Send this close frame and end.
+    Close(u16, &'static str),
+}
+
+pub(super) fn outgoing(delivery: Result<Delivery, herald_core::db::DbError>) -> Outgoing {
+    match delivery {
+        Ok(Delivery::Event(event)) => Outgoing::Text(event_text(&event)),
+        Ok(Delivery::Recovered(recovered)) => Outgoing::Text(Frame::Recovered(recovered).text()),
+        Ok(Delivery::Reset { latest }) => Outgoing::Text(Frame::Reset(Reset::new(latest)).text()),
+        Ok(Delivery::KeepAlive) => Outgoing::Ping,
+        Ok(Delivery::SlowConsumer) => Outgoing::Close(close_code::POLICY, "slow consumer"),
+        Ok(Delivery::Shutdown) => Outgoing::Close(close_code::RESTART, "service restart"),
+        Err(error) => {
+            tracing::warn!(%error, "WebSocket stream ends: the event log is unavailable");
+            Outgoing::Close(close_code::ERROR, "event log unavailable")
+        }
     }
 }
 
@@ -127,22 +229,16 @@ async fn serve(socket: WebSocket, mut feed: Feed, state: SharedState) {
     // A delivery taken from the feed while gathering frames for one write, not yet sent.
     let mut ready: Option<Result<Delivery, herald_core::db::DbError>> = None;
     loop {
-        let (message, is_event) = tokio::select! {
-            delivery = next(&mut feed, &mut ready) => match delivery {
-                Ok(Delivery::Event(event)) => (event_frame(&event), true),
-                Ok(Delivery::Recovered(recovered)) => (Frame::Recovered(recovered).message(), false),
-                Ok(Delivery::Reset { latest }) => (Frame::Reset(Reset::new(latest)).message(), false),
-                Ok(Delivery::KeepAlive) => (Message::Ping(Default::default()), false),
-                Ok(Delivery::SlowConsumer) => return slow_consumer(sink, &state).await,
-                Ok(Delivery::Shutdown) => {
-                    return close(&mut sink, close_code::RESTART, "service restart").await;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "WebSocket stream ends: the event log is unavailable");
-                    return close(&mut sink, close_code::ERROR, "event log unavailable").await;
-                }
-            },
+        let delivery = tokio::select! {
+            delivery = next(&mut feed, &mut ready) => delivery,
             _ = &mut closed => return,
+        };
+        let is_event = matches!(delivery, Ok(Delivery::Event(_)));
+        let message = match outgoing(delivery) {
+            Outgoing::Text(text) => Message::text(text),
+            Outgoing::Ping => Message::Ping(Default::default()),
+            Outgoing::Close(close_code::POLICY, _) => return slow_consumer(sink, &state).await,
+            Outgoing::Close(code, reason) => return close(&mut sink, code, reason).await,
         };
         // Events already waiting go out in the same write: under a burst (a notification
         // and its delivered update) that halves the system calls.
@@ -151,7 +247,7 @@ async fn serve(socket: WebSocket, mut feed: Feed, state: SharedState) {
         while ready.is_none() {
             match feed.next().now_or_never() {
                 Some(Ok(Delivery::Event(event))) => {
-                    frames.push(event_frame(&event));
+                    frames.push(Message::text(event_text(&event)));
                     events += 1;
                 }
                 Some(other) => ready = Some(other),
@@ -206,7 +302,8 @@ async fn next(
     }
 }
 
-fn event_frame(event: &Broadcast) -> Message {
+/// A `notification` or `notification.updated` frame's text; the same for every client.
+pub(super) fn event_text(event: &Broadcast) -> String {
     let (sequence, notification) = (event.event.sequence, event.notification_json());
     let frame = match event.event.kind {
         EventType::Created => Frame::Created {
@@ -218,7 +315,7 @@ fn event_frame(event: &Broadcast) -> Message {
             notification,
         },
     };
-    frame.message()
+    frame.text()
 }
 
 type Sink = futures::stream::SplitSink<WebSocket, Message>;

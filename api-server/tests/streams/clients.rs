@@ -205,6 +205,46 @@ impl WsClient {
         let _ = self.socket.close(None).await;
         let _ = self.socket.flush().await;
     }
+
+    /// Pings the server and returns the payload of its pong.
+    pub async fn ping(&mut self, payload: &'static [u8]) -> Vec<u8> {
+        self.socket
+            .send(Message::Ping(payload.into()))
+            .await
+            .expect("sending a ping");
+        within("waiting for a pong", async {
+            loop {
+                match self.socket.next().await {
+                    Some(Ok(Message::Pong(payload))) => return payload.to_vec(),
+                    Some(Ok(_)) => {}
+                    other => panic!("no pong: {other:?}"),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Closes with `code` and returns the server's answering close frame.
+    pub async fn close_with(mut self, code: u16) -> Option<CloseFrame> {
+        let frame = CloseFrame {
+            code: code.into(),
+            reason: "bye".into(),
+        };
+        self.socket
+            .send(Message::Close(Some(frame)))
+            .await
+            .expect("sending a close frame");
+        within("waiting for the close answer", async {
+            loop {
+                match self.socket.next().await {
+                    Some(Ok(Message::Close(frame))) => return frame,
+                    Some(Ok(_)) => {}
+                    other => panic!("no close frame: {other:?}"),
+                }
+            }
+        })
+        .await
+    }
 }
 
 /// A Socket.IO client that connects to namespace `/` (engine.io 4 over WebSocket, as
@@ -384,10 +424,24 @@ impl RawHttp {
     }
 
     pub async fn get(&mut self, path: &str) {
+        self.send(&format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"))
+            .await;
+    }
+
+    /// A WebSocket handshake (the RFC's example key).
+    pub async fn upgrade(&mut self, path: &str) {
+        self.send(&format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n\
+             Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        ))
+        .await;
+    }
+
+    pub async fn send(&mut self, bytes: &str) {
         use tokio::io::AsyncWriteExt;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
         self.socket
-            .write_all(request.as_bytes())
+            .write_all(bytes.as_bytes())
             .await
             .expect("sending a request");
     }

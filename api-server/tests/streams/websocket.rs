@@ -1,5 +1,5 @@
 use crate::broadcast;
-use crate::clients::WsClient;
+use crate::clients::{RawHttp, WsClient};
 use crate::common::{Backing, Server};
 
 #[tokio::test]
@@ -113,4 +113,72 @@ async fn the_server_pings_every_keep_alive_interval() {
     tokio::time::timeout(std::time::Duration::from_secs(10), read)
         .await
         .expect("two pings within 10 s");
+}
+
+/// A WebSocket that is a connection's first request is served apart from hyper; one opened on
+/// a connection that served other requests stays with hyper. Both must behave the same.
+#[tokio::test]
+async fn websockets_work_as_a_connections_first_request_and_after_others() {
+    let server = Server::embedded(&[]).await;
+    let mut first = RawHttp::connect(server.port).await;
+    first.upgrade("/api/ws").await;
+    let mut after = RawHttp::connect(server.port).await;
+    after.get("/api/health").await;
+    after.read_until("\"status\"").await;
+    after.upgrade("/api/ws").await;
+    for socket in [&mut first, &mut after] {
+        let text = socket.read_until("\"type\":\"recovered\"").await;
+        let head = text.to_ascii_lowercase();
+        assert!(
+            head.contains("http/1.1 101 switching protocols\r\n"),
+            "{text}"
+        );
+        // The RFC's example answer to its example key.
+        assert!(
+            head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo=\r\n"),
+            "{text}"
+        );
+    }
+    let created = server.create(broadcast("to both")).await;
+    let frame = format!(
+        "\"type\":\"notification\",\"sequence\":{}",
+        created["sequence"]
+    );
+    for socket in [&mut first, &mut after] {
+        socket.read_until(&frame).await;
+    }
+}
+
+#[tokio::test]
+async fn pings_are_answered_and_a_close_is_echoed() {
+    let server = Server::embedded(&[]).await;
+    let mut ws = WsClient::connect(&server.ws_url("/api/ws")).await;
+    ws.expect("recovered").await;
+    assert_eq!(ws.ping(b"still there?").await, b"still there?");
+    let created = server.create(broadcast("after the ping")).await;
+    assert_eq!(
+        ws.expect("notification").await["sequence"],
+        created["sequence"]
+    );
+    let close = ws
+        .close_with(4000)
+        .await
+        .expect("a close frame with a code");
+    assert_eq!(u16::from(close.code), 4000);
+}
+
+#[tokio::test]
+async fn a_bad_handshake_on_a_fresh_connection_is_a_json_error() {
+    let server = Server::embedded(&[]).await;
+    let mut socket = RawHttp::connect(server.port).await;
+    socket
+        .send(
+            "GET /api/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n\
+             Upgrade: websocket\r\nSec-WebSocket-Version: 8\r\n\r\n",
+        )
+        .await;
+    let text = socket.read_until("}}").await;
+    assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
+    assert!(text.contains(r#""code":"websocket_required""#), "{text}");
+    assert!(text.contains("Sec-WebSocket-Version"), "{text}");
 }

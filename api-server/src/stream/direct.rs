@@ -1,41 +1,114 @@
-//! Writes Server-Sent Events to the clients whose connections were
-//! [taken over](crate::accept) from hyper.
+//! Streams served straight on their sockets: Server-Sent Events and plain WebSocket
+//! connections [taken over](crate::accept) from hyper.
 //!
 //! A client first catches up from the event log in a task of its own. Once live, it joins a
 //! shard: one task that, for every item the fan-out sends, takes each of its clients' ready
 //! deliveries and writes them straight to the socket, without waking a task per client, and
-//! with the text of each event built once for all of them. A socket that takes only part of
+//! with the bytes of each event built once for all of them. A socket that takes only part of
 //! a write keeps the rest; that client gets nothing more until the socket drains, and is cut
 //! as a slow consumer once more than the stream buffer behind. The shard learns that a
-//! socket drained, or that its client hung up, through a waker that names the client.
+//! socket drained, or that its client sent something (a WebSocket ping, a hang-up), through a
+//! waker that names the client.
 
 use std::collections::HashMap;
 use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use futures::task::AtomicWaker;
+use herald_core::db::DbError;
+use herald_core::fanout::Broadcast;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::replay::{ConnectionGauge, Delivery, Feed, Step};
-use super::sse::{self, Counters, TRANSPORT};
+use super::replay::{ConnectionGauge, Delivery, Feed, Step, StreamCounters};
+use super::{sse, ws, ws_codec};
 use crate::state::SharedState;
 
-/// A catching-up client writes once it has gathered this much.
+/// A catching-up client is written to once this much is gathered.
 const CATCH_UP_WRITE: usize = 32 * 1024;
 /// Clients served between two yields to the rest of the process.
 const ROUND_SLICE: usize = 128;
 /// How long a catching-up client that does not read may hold up shutdown.
-const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 /// The end of a chunked body.
 const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
+/// How a client's stream is framed on its socket.
+#[derive(Debug)]
+pub enum Protocol {
+    /// Server-Sent Events in a chunked HTTP/1.1 body.
+    Sse,
+    /// WebSocket frames, after the handshake.
+    WebSocket(ws_codec::Inbound),
+}
+
+impl Protocol {
+    fn transport(&self) -> &'static str {
+        match self {
+            Self::Sse => sse::TRANSPORT,
+            Self::WebSocket(_) => ws::TRANSPORT,
+        }
+    }
+
+    /// The bytes of a notification event: the same for every client of this protocol.
+    fn event(&self, event: &Broadcast) -> Bytes {
+        match self {
+            Self::Sse => chunk(&sse::event_frame(event)),
+            Self::WebSocket(_) => ws_codec::text(ws::event_text(event).as_bytes()),
+        }
+    }
+
+    /// The bytes of any other delivery, and whether the stream goes on after them.
+    /// `last_sequence` is the feed's, after the delivery.
+    fn other(&self, delivery: Result<Delivery, DbError>, last_sequence: i64) -> (Bytes, bool) {
+        match self {
+            Self::Sse => {
+                let (frame, more) = sse::frame(delivery, last_sequence);
+                let mut bytes = Vec::with_capacity(frame.len() + 16);
+                push_chunk(&mut bytes, &frame);
+                if !more {
+                    bytes.extend_from_slice(LAST_CHUNK);
+                }
+                (bytes.into(), more)
+            }
+            Self::WebSocket(_) => match ws::outgoing(delivery) {
+                ws::Outgoing::Text(text) => (ws_codec::text(text.as_bytes()), true),
+                ws::Outgoing::Ping => (ws_codec::ping(), true),
+                ws::Outgoing::Close(code, reason) => (ws_codec::close(code, reason), false),
+            },
+        }
+    }
+
+    /// Both protocols' counters, each looked up once.
+    fn counters<'a>(&self, counters: &'a Counters) -> &'a StreamCounters {
+        match self {
+            Self::Sse => &counters.sse,
+            Self::WebSocket(_) => &counters.ws,
+        }
+    }
+}
+
+struct Counters {
+    sse: StreamCounters,
+    ws: StreamCounters,
+}
+
+impl Counters {
+    fn new(state: &SharedState) -> Self {
+        Self {
+            sse: StreamCounters::new(state, sse::TRANSPORT),
+            ws: StreamCounters::new(state, ws::TRANSPORT),
+        }
+    }
+}
+
 /// Hands live clients to the shards, in turn.
-pub struct SseWriter {
+pub struct DirectStreams {
     shards: Vec<mpsc::UnboundedSender<Client>>,
     next: AtomicUsize,
 }
@@ -43,7 +116,7 @@ pub struct SseWriter {
 /// A shard's incoming clients; run it with [`run_shard`].
 pub struct ShardInbox(mpsc::UnboundedReceiver<Client>);
 
-impl SseWriter {
+impl DirectStreams {
     /// `shards` tasks will write (at least one): one per core keeps every core busy.
     pub fn new(shards: usize) -> (Self, Vec<ShardInbox>) {
         let (senders, inboxes) = (0..shards.max(1))
@@ -52,11 +125,11 @@ impl SseWriter {
                 (sender, ShardInbox(receiver))
             })
             .unzip();
-        let writer = Self {
+        let streams = Self {
             shards: senders,
             next: AtomicUsize::new(0),
         };
-        (writer, inboxes)
+        (streams, inboxes)
     }
 
     fn join(&self, client: Client) {
@@ -67,18 +140,20 @@ impl SseWriter {
 }
 
 /// Serves the stream of `feed` on `socket`, whose response head has been written.
-pub fn serve(socket: TcpStream, feed: Feed, state: SharedState) {
+pub fn serve(socket: TcpStream, protocol: Protocol, feed: Feed, state: SharedState) {
     let client = Client {
+        _gauge: ConnectionGauge::open(&state, protocol.transport()),
         socket,
+        protocol,
         feed,
         unsent: Vec::new(),
-        _gauge: ConnectionGauge::open(&state, TRANSPORT),
     };
     tokio::spawn(catch_up(client, state));
 }
 
 pub struct Client {
     socket: TcpStream,
+    protocol: Protocol,
     feed: Feed,
     /// Bytes meant for the client that its socket did not take yet.
     unsent: Vec<u8>,
@@ -88,10 +163,10 @@ pub struct Client {
 /// Writes what the client missed (and, at first, the `recovered` event), then hands the
 /// client to a shard; also how a live client catches up after the fan-out resynchronizes.
 async fn catch_up(mut client: Client, state: SharedState) {
-    let counters = Counters::new(&state.metrics);
+    let counters = StreamCounters::new(&state, client.protocol.transport());
     let mut out = std::mem::take(&mut client.unsent);
     loop {
-        let (frame, more) = match client.feed.try_next() {
+        let (bytes, more) = match client.feed.try_next() {
             Step::Idle => break,
             Step::ReadLog => {
                 if !write_out(&mut client, &mut out, &state, &counters).await {
@@ -99,16 +174,26 @@ async fn catch_up(mut client: Client, state: SharedState) {
                 }
                 match client.feed.read_log().await {
                     Ok(()) => continue,
-                    Err(error) => sse::frame(Err(error), client.feed.last_sequence(), &counters),
+                    Err(error) => client
+                        .protocol
+                        .other(Err(error), client.feed.last_sequence()),
                 }
             }
+            Step::Ready(Delivery::Event(event)) => {
+                counters.deliveries.inc();
+                (client.protocol.event(&event), true)
+            }
             Step::Ready(delivery) => {
-                sse::frame(Ok(delivery), client.feed.last_sequence(), &counters)
+                if matches!(delivery, Delivery::SlowConsumer) {
+                    counters.slow_consumers.inc();
+                }
+                client
+                    .protocol
+                    .other(Ok(delivery), client.feed.last_sequence())
             }
         };
-        push_chunk(&mut out, &frame);
+        out.extend_from_slice(&bytes);
         if !more {
-            out.extend_from_slice(LAST_CHUNK);
             write_out(&mut client, &mut out, &state, &counters).await;
             return;
         }
@@ -118,7 +203,7 @@ async fn catch_up(mut client: Client, state: SharedState) {
         }
     }
     if write_out(&mut client, &mut out, &state, &counters).await {
-        state.sse_writer.join(client);
+        state.direct_streams.join(client);
     }
 }
 
@@ -128,7 +213,7 @@ async fn write_out(
     client: &mut Client,
     out: &mut Vec<u8>,
     state: &SharedState,
-    counters: &Counters,
+    counters: &StreamCounters,
 ) -> bool {
     let written = tokio::select! {
         written = client.socket.write_all(out) => written.is_ok(),
@@ -210,14 +295,21 @@ enum Verdict {
     CatchUp,
 }
 
+/// An event's bytes, per protocol.
+#[derive(PartialEq, Eq, Hash)]
+struct EventKey {
+    websocket: bool,
+    sequence: i64,
+}
+
 struct Shard {
     state: SharedState,
     members: HashMap<u64, Member>,
     ready: Arc<Ready>,
     next_id: u64,
     counters: Counters,
-    /// Each event's chunk, built once per round for every client that gets it.
-    chunks: HashMap<i64, Bytes>,
+    /// Each event's bytes, built once per round for every client that gets it.
+    events: HashMap<EventKey, Bytes>,
 }
 
 /// Until shutdown: writes the fan-out's items to the clients that join through `inbox`.
@@ -226,12 +318,12 @@ pub async fn run_shard(state: SharedState, inbox: ShardInbox) {
     let mut fanout = state.fanout.subscribe();
     let ready = Arc::new(Ready::default());
     let mut shard = Shard {
-        counters: Counters::new(&state.metrics),
+        counters: Counters::new(&state),
         state: state.clone(),
         members: HashMap::new(),
         ready: ready.clone(),
         next_id: 0,
-        chunks: HashMap::new(),
+        events: HashMap::new(),
     };
     loop {
         tokio::select! {
@@ -272,7 +364,7 @@ impl Shard {
     /// (a round to 10,000 clients takes tens of milliseconds), and a client served later in
     /// the round gets what was published meanwhile in the same write.
     async fn serve_all(&mut self) {
-        self.chunks.clear();
+        self.events.clear();
         let ids: Vec<u64> = self.members.keys().copied().collect();
         for slice in ids.chunks(ROUND_SLICE) {
             let mut leaving = Vec::new();
@@ -280,7 +372,7 @@ impl Shard {
                 let Some(member) = self.members.get_mut(id) else {
                     continue;
                 };
-                match serve_member(member, &mut self.chunks, &self.counters) {
+                match serve_member(member, &mut self.events, &self.counters) {
                     Verdict::Stay => {}
                     verdict => leaving.push((*id, verdict)),
                 }
@@ -291,7 +383,7 @@ impl Shard {
     }
 
     fn serve_ready(&mut self, mut clients: Vec<u64>) {
-        self.chunks.clear();
+        self.events.clear();
         clients.sort_unstable();
         clients.dedup();
         let mut leaving = Vec::new();
@@ -299,10 +391,9 @@ impl Shard {
             let Some(member) = self.members.get_mut(&id) else {
                 continue;
             };
-            let verdict = if hung_up(member) {
-                Verdict::Leave
-            } else {
-                serve_member(member, &mut self.chunks, &self.counters)
+            let verdict = match read_client(member) {
+                Verdict::Stay => serve_member(member, &mut self.events, &self.counters),
+                verdict => verdict,
             };
             if !matches!(verdict, Verdict::Stay) {
                 leaving.push((id, verdict));
@@ -323,39 +414,62 @@ impl Shard {
     }
 }
 
-/// Whether the client closed its connection; reads and drops anything it sent, and asks to
-/// be woken when it sends more.
-fn hung_up(member: &mut Member) -> bool {
-    let socket = &member.client.socket;
-    let mut cx = Context::from_waker(&member.waker);
-    let mut scratch = [0; 256];
-    loop {
-        match socket.poll_read_ready(&mut cx) {
-            Poll::Pending => return false,
-            Poll::Ready(Err(_)) => return true,
-            Poll::Ready(Ok(())) => match socket.try_read(&mut scratch) {
-                Ok(0) => return true,
-                Ok(_) => {}
+/// Reads what the client sent: answers WebSocket pings, and tells whether the client closed
+/// the connection. Asks to be woken when it sends more.
+fn read_client(member: &mut Member) -> Verdict {
+    let Member { client, waker } = member;
+    let mut cx = Context::from_waker(waker);
+    let mut scratch = [0; 512];
+    let mut replies = Vec::new();
+    let verdict = loop {
+        match client.socket.poll_read_ready(&mut cx) {
+            Poll::Pending => break Verdict::Stay,
+            Poll::Ready(Err(_)) => break Verdict::Leave,
+            Poll::Ready(Ok(())) => match client.socket.try_read(&mut scratch) {
+                Ok(0) => break Verdict::Leave,
+                Ok(read) => match &mut client.protocol {
+                    // Nothing a client sends on an event stream means anything.
+                    Protocol::Sse => {}
+                    Protocol::WebSocket(inbound) => {
+                        if let ws_codec::Read::Closing(close) =
+                            inbound.push(&scratch[..read], &mut replies)
+                        {
+                            replies.push(close);
+                            break Verdict::Leave;
+                        }
+                    }
+                },
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => return true,
+                Err(_) => break Verdict::Leave,
             },
         }
+    };
+    if replies.is_empty() {
+        return verdict;
+    }
+    match send(client, &replies, &mut cx) {
+        Ok(()) => verdict,
+        Err(_) => Verdict::Leave,
     }
 }
 
 /// Writes what is ready for one client.
 fn serve_member(
     member: &mut Member,
-    chunks: &mut HashMap<i64, Bytes>,
+    events: &mut HashMap<EventKey, Bytes>,
     counters: &Counters,
 ) -> Verdict {
     let Member { client, waker } = member;
     let mut cx = Context::from_waker(waker);
+    let counters = client.protocol.counters(counters);
     match flush(client, &mut cx) {
         Ok(true) => {}
         Ok(false) if client.feed.is_behind() => {
             counters.slow_consumers.inc();
-            tracing::info!("SSE client too slow; cutting its connection");
+            tracing::info!(
+                transport = client.protocol.transport(),
+                "stream client too slow; cutting its connection"
+            );
             return Verdict::Leave;
         }
         Ok(false) => return Verdict::Stay,
@@ -372,16 +486,24 @@ fn serve_member(
             }
             Step::Ready(Delivery::Event(event)) => {
                 counters.deliveries.inc();
-                let chunk = chunks
-                    .entry(event.event.sequence)
-                    .or_insert_with(|| chunk(&sse::event_frame(&event)));
-                frames.push(chunk.clone());
+                let key = EventKey {
+                    websocket: matches!(client.protocol, Protocol::WebSocket(_)),
+                    sequence: event.event.sequence,
+                };
+                let bytes = events
+                    .entry(key)
+                    .or_insert_with(|| client.protocol.event(&event));
+                frames.push(bytes.clone());
             }
             Step::Ready(delivery) => {
-                let (frame, more) = sse::frame(Ok(delivery), client.feed.last_sequence(), counters);
-                frames.push(chunk(&frame));
+                if matches!(delivery, Delivery::SlowConsumer) {
+                    counters.slow_consumers.inc();
+                }
+                let (bytes, more) = client
+                    .protocol
+                    .other(Ok(delivery), client.feed.last_sequence());
+                frames.push(bytes);
                 if !more {
-                    frames.push(Bytes::from_static(LAST_CHUNK));
                     verdict = Verdict::Leave;
                     break;
                 }
@@ -391,25 +513,29 @@ fn serve_member(
     if frames.is_empty() {
         return verdict;
     }
-    match write_frames(client, &frames).and_then(|()| flush(client, &mut cx)) {
-        Ok(_) => verdict,
+    match send(client, &frames, &mut cx) {
+        Ok(()) => verdict,
         Err(_) => Verdict::Leave,
     }
 }
 
-/// Writes `frames` to a client with nothing unsent; keeps what the socket does not take.
-fn write_frames(client: &mut Client, frames: &[Bytes]) -> io::Result<()> {
-    let written = match frames {
-        [frame] => client.socket.try_write(frame),
-        _ => {
-            let slices: Vec<IoSlice<'_>> = frames.iter().map(|f| IoSlice::new(f)).collect();
-            client.socket.try_write_vectored(&slices)
+/// Sends `frames` after whatever is unsent, keeping what the socket does not take.
+fn send(client: &mut Client, frames: &[Bytes], cx: &mut Context<'_>) -> io::Result<()> {
+    let mut skip = if client.unsent.is_empty() {
+        let written = match frames {
+            [frame] => client.socket.try_write(frame),
+            _ => {
+                let slices: Vec<IoSlice<'_>> = frames.iter().map(|f| IoSlice::new(f)).collect();
+                client.socket.try_write_vectored(&slices)
+            }
+        };
+        match written {
+            Ok(written) => written,
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(error) => return Err(error),
         }
-    };
-    let mut skip = match written {
-        Ok(written) => written,
-        Err(error) if error.kind() == io::ErrorKind::WouldBlock => 0,
-        Err(error) => return Err(error),
+    } else {
+        0
     };
     for frame in frames {
         if skip >= frame.len() {
@@ -419,7 +545,7 @@ fn write_frames(client: &mut Client, frames: &[Bytes]) -> io::Result<()> {
             skip = 0;
         }
     }
-    Ok(())
+    flush(client, cx).map(|_| ())
 }
 
 /// Writes what is unsent: true once nothing is, false (with a wake-up asked for when the

@@ -1,0 +1,254 @@
+//! The WebSocket wire format (RFC 6455) for connections served apart from hyper: the
+//! handshake's accept key, the frames the server sends, and reading what clients send, of
+//! which only pings and close frames matter here (the stream is one-way).
+
+use axum::body::Bytes;
+use base64::Engine as _;
+use sha1::{Digest, Sha1};
+
+/// The RFC's fixed key suffix.
+const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+const CONTINUATION: u8 = 0x0;
+const TEXT: u8 = 0x1;
+const BINARY: u8 = 0x2;
+const CLOSE: u8 = 0x8;
+const PING: u8 = 0x9;
+const PONG: u8 = 0xA;
+/// Control frames carry at most this much.
+const MAX_CONTROL_PAYLOAD: u64 = 125;
+/// Close code for a client that breaks the protocol.
+const PROTOCOL_ERROR: u16 = 1002;
+
+/// `Sec-WebSocket-Accept` for a handshake's `Sec-WebSocket-Key`.
+pub fn accept_key(key: &[u8]) -> String {
+    let mut sha1 = Sha1::new();
+    sha1.update(key);
+    sha1.update(GUID);
+    base64::engine::general_purpose::STANDARD.encode(sha1.finalize())
+}
+
+pub fn text(payload: &[u8]) -> Bytes {
+    frame(TEXT, payload)
+}
+
+pub fn ping() -> Bytes {
+    Bytes::from_static(&[0x80 | PING, 0])
+}
+
+pub fn close(code: u16, reason: &str) -> Bytes {
+    let mut payload = code.to_be_bytes().to_vec();
+    payload.extend_from_slice(reason.as_bytes());
+    frame(CLOSE, &payload)
+}
+
+/// An unfragmented, unmasked frame (servers do not mask).
+fn frame(opcode: u8, payload: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(payload.len() + 10);
+    out.push(0x80 | opcode);
+    match (u8::try_from(payload.len()), u16::try_from(payload.len())) {
+        (Ok(short), _) if short < 126 => out.push(short),
+        (_, Ok(medium)) => {
+            out.push(126);
+            out.extend_from_slice(&medium.to_be_bytes());
+        }
+        _ => {
+            out.push(127);
+            out.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(payload);
+    out.into()
+}
+
+/// What a client's bytes amounted to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Read {
+    Open,
+    /// The client closed, or broke the protocol: send this close frame, then end.
+    Closing(Bytes),
+}
+
+/// Reads a client's frames as they arrive, in any pieces. Data frames are skipped without
+/// being buffered, so a client cannot make the server hold more than one control frame.
+#[derive(Debug, Default)]
+pub struct Inbound {
+    /// The start of a frame not complete yet.
+    partial: Vec<u8>,
+    /// Payload bytes of a skipped frame still to come.
+    skip: u64,
+}
+
+struct Header {
+    opcode: u8,
+    /// Header length, mask included.
+    length: usize,
+    payload: u64,
+    mask: [u8; 4],
+}
+
+impl Header {
+    /// `None` until the whole header is there.
+    fn parse(bytes: &[u8]) -> Option<Result<Self, &'static str>> {
+        let [first, second, rest @ ..] = bytes else {
+            return None;
+        };
+        if first & 0x70 != 0 {
+            return Some(Err("no extension was negotiated"));
+        }
+        if second & 0x80 == 0 {
+            return Some(Err("frames from clients must be masked"));
+        }
+        let (payload, extended) = match second & 0x7F {
+            126 => (
+                u64::from(u16::from_be_bytes(rest.get(..2)?.try_into().ok()?)),
+                2,
+            ),
+            127 => (u64::from_be_bytes(rest.get(..8)?.try_into().ok()?), 8),
+            short => (u64::from(short), 0),
+        };
+        let mask = rest.get(extended..extended + 4)?.try_into().ok()?;
+        let opcode = first & 0x0F;
+        if opcode >= CLOSE && (payload > MAX_CONTROL_PAYLOAD || first & 0x80 == 0) {
+            return Some(Err("control frames must be short and unfragmented"));
+        }
+        Some(Ok(Self {
+            opcode,
+            length: 2 + extended + 4,
+            payload,
+            mask,
+        }))
+    }
+}
+
+impl Inbound {
+    /// Takes bytes from the client; answers its pings into `replies`.
+    pub fn push(&mut self, input: &[u8], replies: &mut Vec<Bytes>) -> Read {
+        self.partial.extend_from_slice(input);
+        let mut at = 0;
+        let read = loop {
+            let rest = &self.partial[at..];
+            if self.skip > 0 {
+                let skipped = usize::try_from(self.skip).map_or(rest.len(), |s| s.min(rest.len()));
+                self.skip -= skipped as u64;
+                at += skipped;
+                if self.skip > 0 {
+                    break Read::Open;
+                }
+                continue;
+            }
+            let header = match Header::parse(rest) {
+                None => break Read::Open,
+                Some(Err(problem)) => break Read::Closing(close(PROTOCOL_ERROR, problem)),
+                Some(Ok(header)) => header,
+            };
+            match header.opcode {
+                CLOSE | PING => {
+                    // Short (checked above), so wait for all of it.
+                    let end = header.length + header.payload as usize;
+                    let Some(payload) = rest.get(header.length..end) else {
+                        break Read::Open;
+                    };
+                    let payload: Vec<u8> = payload
+                        .iter()
+                        .zip(header.mask.iter().cycle())
+                        .map(|(byte, mask)| byte ^ mask)
+                        .collect();
+                    if header.opcode == CLOSE {
+                        // Echo the client's code, as the RFC suggests.
+                        break Read::Closing(frame(CLOSE, payload.get(..2).unwrap_or_default()));
+                    }
+                    replies.push(frame(PONG, &payload));
+                    at += end;
+                }
+                CONTINUATION | TEXT | BINARY | PONG => {
+                    at += header.length;
+                    self.skip = header.payload;
+                }
+                _ => break Read::Closing(close(PROTOCOL_ERROR, "unknown opcode")),
+            }
+        };
+        self.partial.drain(..at);
+        if self.partial.is_empty() {
+            // Room for a frame is not kept between frames.
+            self.partial = Vec::new();
+        }
+        read
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A masked client frame.
+    fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [0x12, 0x34, 0x56, 0x78];
+        let mut out = vec![0x80 | opcode];
+        if payload.len() < 126 {
+            out.push(0x80 | payload.len() as u8);
+        } else {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        }
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+        out
+    }
+
+    #[test]
+    fn the_accept_key_is_the_rfcs_example() {
+        assert_eq!(
+            accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+    }
+
+    #[test]
+    fn server_frames_use_the_shortest_length() {
+        assert_eq!(&text(b"hi")[..], [0x81, 2, b'h', b'i']);
+        let medium = text(&[b'x'; 300]);
+        assert_eq!(&medium[..4], [0x81, 126, 1, 44]);
+        assert_eq!(medium.len(), 304);
+        let long = text(&vec![b'x'; 70_000]);
+        assert_eq!(&long[..2], [0x81, 127]);
+        assert_eq!(long.len(), 70_010);
+        assert_eq!(
+            &close(1008, "slow")[..],
+            [0x88, 6, 3, 240, b's', b'l', b'o', b'w']
+        );
+    }
+
+    #[test]
+    fn pings_are_answered_and_data_is_skipped_across_any_split() {
+        let mut bytes = client_frame(TEXT, &[b'a'; 200]);
+        bytes.extend(client_frame(PING, b"are you there"));
+        bytes.extend(client_frame(PONG, b""));
+        for split in 1..bytes.len() {
+            let mut inbound = Inbound::default();
+            let mut replies = Vec::new();
+            assert_eq!(inbound.push(&bytes[..split], &mut replies), Read::Open);
+            assert_eq!(inbound.push(&bytes[split..], &mut replies), Read::Open);
+            assert_eq!(replies, [frame(PONG, b"are you there")], "split at {split}");
+            assert!(inbound.partial.is_empty() && inbound.skip == 0);
+        }
+    }
+
+    #[test]
+    fn a_close_is_echoed_and_protocol_errors_close_with_1002() {
+        let mut replies = Vec::new();
+        let closing = Inbound::default().push(&client_frame(CLOSE, &[3, 232, b'b']), &mut replies);
+        assert_eq!(closing, Read::Closing(frame(CLOSE, &[3, 232])));
+        let unmasked = [0x81, 1, b'x'];
+        let Read::Closing(frame) = Inbound::default().push(&unmasked, &mut replies) else {
+            panic!("an unmasked frame is a protocol error");
+        };
+        assert_eq!(&frame[2..4], 1002u16.to_be_bytes());
+        let long_ping = client_frame(PING, &[0; 126]);
+        assert!(matches!(
+            Inbound::default().push(&long_ping, &mut replies),
+            Read::Closing(_)
+        ));
+        assert!(replies.is_empty());
+    }
+}
