@@ -32,6 +32,8 @@ use crate::state::SharedState;
 
 /// A catching-up client is written to once this much is gathered.
 const CATCH_UP_WRITE: usize = 32 * 1024;
+/// Reads of a client's socket per turn (of 512 bytes each).
+const MAX_READS: usize = 16;
 /// Clients served between two yields to the rest of the process.
 const ROUND_SLICE: usize = 128;
 /// How long a catching-up client that does not read may hold up shutdown.
@@ -444,7 +446,14 @@ fn read_client(member: &mut Member) -> Verdict {
     let mut cx = Context::from_waker(waker);
     let mut scratch = [0; 512];
     let mut replies = Vec::new();
+    let mut reads = 0;
     let verdict = loop {
+        if reads == MAX_READS {
+            // A client that keeps sending must not hold up the others: look again next turn.
+            waker.wake_by_ref();
+            break Verdict::Stay;
+        }
+        reads += 1;
         match client.socket.poll_read_ready(&mut cx) {
             Poll::Pending => break Verdict::Stay,
             Poll::Ready(Err(_)) => break Verdict::Leave,

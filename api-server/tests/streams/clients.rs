@@ -446,6 +446,10 @@ impl RawHttp {
             .expect("sending a request");
     }
 
+    pub fn into_socket(self) -> TcpStream {
+        self.socket
+    }
+
     /// Reads until what was received contains `needle`, and returns it all as text.
     pub async fn read_until(&mut self, needle: &str) -> String {
         use tokio::io::AsyncReadExt;

@@ -1,5 +1,5 @@
 use crate::broadcast;
-use crate::clients::{RawHttp, WsClient};
+use crate::clients::{RawHttp, WsClient, within};
 use crate::common::{Backing, Server};
 
 #[tokio::test]
@@ -181,4 +181,50 @@ async fn a_bad_handshake_on_a_fresh_connection_is_a_json_error() {
     assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
     assert!(text.contains(r#""code":"websocket_required""#), "{text}");
     assert!(text.contains("Sec-WebSocket-Version"), "{text}");
+}
+
+/// Clients only send control frames; a client that streams data at the server has it skipped
+/// without being buffered, and neither it nor anyone else stops receiving.
+#[tokio::test]
+async fn a_client_flooding_the_server_with_data_still_receives_and_so_do_others() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = Server::embedded(&[]).await;
+    let mut live = WsClient::connect(&server.ws_url("/api/ws")).await;
+    live.expect("recovered").await;
+    let mut flooding = RawHttp::connect(server.port).await;
+    flooding.upgrade("/api/ws").await;
+    flooding.read_until("\"type\":\"recovered\"").await;
+    let (mut reader, mut writer) = flooding.into_socket().into_split();
+
+    // One 64 MiB text frame, written without pause.
+    const LENGTH: u64 = 64 << 20;
+    let flood = tokio::spawn(async move {
+        let mut header = vec![0x81, 0x80 | 127];
+        header.extend_from_slice(&LENGTH.to_be_bytes());
+        header.extend_from_slice(&[1, 2, 3, 4]);
+        writer.write_all(&header).await?;
+        let block = vec![b'x'; 64 << 10];
+        for _ in 0..LENGTH / block.len() as u64 {
+            writer.write_all(&block).await?;
+        }
+        std::io::Result::Ok(writer)
+    });
+    let created = server.create(broadcast("during the flood")).await;
+    assert_eq!(
+        live.expect("notification").await["sequence"],
+        created["sequence"]
+    );
+    let frame = format!("\"sequence\":{}", created["sequence"]);
+    let mut received = Vec::new();
+    within("the flooding client's notification", async {
+        while !String::from_utf8_lossy(&received).contains(&frame) {
+            assert!(reader.read_buf(&mut received).await.unwrap() > 0, "closed");
+        }
+    })
+    .await;
+    let _writer = within("the whole flood to be taken", flood)
+        .await
+        .unwrap()
+        .expect("the server read the whole frame");
 }
