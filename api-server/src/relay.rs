@@ -70,19 +70,25 @@ pub enum RelayError {
     },
 }
 
+fn producer_config(mut config: ClientConfig) -> ClientConfig {
+    config.set("enable.idempotence", "true").set("acks", "all");
+    for (key, default) in [("message.timeout.ms", "10000"), ("linger.ms", "2")] {
+        if config.get(key).is_none() {
+            config.set(key, default);
+        }
+    }
+    config
+}
+
 impl KafkaDestination {
     /// A producer that waits for every in-sync replica and never reorders or duplicates on its
-    /// own retries (idempotent producer).
+    /// own retries (idempotent producer). `KAFKA_PROPERTIES` may tune the batching and the
+    /// timeout, but not those guarantees.
     pub fn new(
-        mut config: ClientConfig,
+        config: ClientConfig,
         topic: String,
     ) -> rdkafka::error::KafkaResult<(Self, KafkaProbe)> {
-        config
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("message.timeout.ms", "10000")
-            .set("linger.ms", "2");
-        let producer: FutureProducer = config.create()?;
+        let producer: FutureProducer = producer_config(config).create()?;
         let probe = KafkaProbe {
             producer: producer.clone(),
         };
@@ -364,4 +370,27 @@ async fn remove_published(state: &SharedState, events: &[Pending]) -> Result<usi
         .outbox_published
         .inc_by(sequences.len() as u64);
     Ok(sequences.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_properties_tune_batching_but_not_the_delivery_guarantees() {
+        let mut config = ClientConfig::new();
+        config
+            .set("linger.ms", "20")
+            .set("acks", "1")
+            .set("enable.idempotence", "false");
+        let config = producer_config(config);
+        assert_eq!(config.get("linger.ms"), Some("20"));
+        assert_eq!(config.get("message.timeout.ms"), Some("10000"));
+        assert_eq!(config.get("acks"), Some("all"));
+        assert_eq!(config.get("enable.idempotence"), Some("true"));
+        assert_eq!(
+            producer_config(ClientConfig::new()).get("linger.ms"),
+            Some("2")
+        );
+    }
 }
