@@ -1,21 +1,26 @@
-//! Connections the server can cut: every TCP stream served by hyper carries a [`Kill`] switch
-//! that a handler reaches through `ConnectInfo`. A Server-Sent Events client that stops reading
-//! blocks hyper's writes, so the response stream is no longer polled and cannot end itself;
-//! its watchdog closes the socket instead.
+//! What a handler can do to its connection, through `ConnectInfo<Peer>`:
+//! - [`Kill`] it. A Server-Sent Events client that stops reading blocks hyper's writes, so the
+//!   response stream is no longer polled and cannot end itself; its watchdog closes the socket
+//!   instead.
+//! - [`Detach`] its socket from hyper once the response head is on the wire, for a stream to be
+//!   served straight on the socket (see `stream::direct`). A stream may stay open for hours;
+//!   this way it keeps neither hyper's buffers (about 24 KiB per connection) nor its task.
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::connect_info::Connected;
 use axum::serve::{IncomingStream, Listener};
 use futures::task::AtomicWaker;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 
 /// Cuts one connection: its pending and future reads and writes fail, so hyper drops it.
 #[derive(Clone, Default)]
@@ -45,43 +50,140 @@ impl Kill {
     }
 }
 
-/// The connections [`accept`](crate::accept) hands to hyper.
-pub struct Incoming {
-    pub(crate) connections: tokio::sync::mpsc::Receiver<(KillableStream, SocketAddr)>,
-    pub(crate) local: SocketAddr,
+type Then = Box<dyn FnOnce(TcpStream) + Send>;
+
+/// Takes an HTTP/1.1 connection's socket from hyper after the current response's head.
+///
+/// After a 101, see [`Detach::after_upgrade`]. Otherwise the handler answers with
+/// [`Detach::body`]. Once hyper has flushed the head, that body ends,
+/// and from then on the stream hides the socket from hyper: writes (the chunked body's last
+/// chunk) are dropped and reads see the client hang up. hyper closes the connection and drops
+/// the stream, which hands the socket, mid-body, to the handler's `then`.
+#[derive(Clone, Default)]
+pub struct Detach(Arc<DetachState>);
+
+#[derive(Default)]
+struct DetachState {
+    phase: AtomicU8,
+    /// The response body, waiting for the head to be flushed.
+    body: AtomicWaker,
+    then: Mutex<Option<Then>>,
 }
 
+// Phases; 0, the default, is "attached".
+/// A detaching response is on its way: the next flush after a write sends its head.
+const REQUESTED: u8 = 1;
+const HEAD_SENT: u8 = 2;
+const DETACHED: u8 = 3;
+
+impl Detach {
+    /// The body of a response after which `then` gets the socket. Its head must be the last
+    /// thing hyper writes before the socket changes hands: a chunked (HTTP/1.1) response.
+    pub fn body(&self, then: impl FnOnce(TcpStream) + Send + 'static) -> Body {
+        *self.0.then.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(then));
+        self.0.phase.store(REQUESTED, Ordering::Release);
+        let state = self.0.clone();
+        Body::from_stream(futures::stream::poll_fn(move |cx| {
+            state.body.register(cx.waker());
+            match state.phase.compare_exchange(
+                HEAD_SENT,
+                DETACHED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => Poll::Ready(None::<Result<Bytes, io::Error>>),
+                Err(_) => Poll::Pending,
+            }
+        }))
+    }
+
+    /// The socket once hyper completes `upgrade` (after a 101 response), with what the client
+    /// sent after its handshake that hyper had already read. `None` if the upgrade failed.
+    pub async fn after_upgrade(&self, upgrade: OnUpgrade) -> Option<(TcpStream, Vec<u8>)> {
+        let upgraded = upgrade.await.ok()?;
+        let (socket_tx, socket) = tokio::sync::oneshot::channel();
+        *self.0.then.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some(Box::new(move |socket| {
+                let _ = socket_tx.send(socket);
+            }));
+        self.0.phase.store(DETACHED, Ordering::Release);
+        // hyper's buffer, then the end the detached stream shows; dropping it hands the
+        // socket over.
+        let mut read = Vec::new();
+        let mut upgraded = TokioIo::new(upgraded);
+        upgraded.read_to_end(&mut read).await.ok()?;
+        drop(upgraded);
+        Some((socket.await.ok()?, read))
+    }
+
+    fn phase(&self) -> u8 {
+        self.0.phase.load(Ordering::Acquire)
+    }
+}
+
+pub struct KillableListener(pub TcpListener);
+
 pub struct KillableStream {
-    inner: TcpStream,
+    /// `None` only once handed over (or on the way to it).
+    inner: Option<TcpStream>,
     kill: Kill,
-    /// What was read from the socket before hyper got it: hyper reads this first.
-    read_ahead: Bytes,
+    detach: Detach,
+    /// Whether hyper wrote since a detach was requested: the head, then.
+    wrote: bool,
 }
 
 impl KillableStream {
-    pub fn new(inner: TcpStream, read_ahead: Bytes) -> Self {
-        Self {
-            inner,
-            kill: Kill::default(),
-            read_ahead,
+    fn socket(&mut self) -> io::Result<Pin<&mut TcpStream>> {
+        self.inner
+            .as_mut()
+            .map(Pin::new)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+    }
+
+    fn note_written(&mut self, result: &Poll<io::Result<usize>>) {
+        if matches!(result, Poll::Ready(Ok(n)) if *n > 0) && self.detach.phase() == REQUESTED {
+            self.wrote = true;
         }
     }
 }
 
-impl Listener for Incoming {
+impl Drop for KillableStream {
+    fn drop(&mut self) {
+        if self.detach.phase() != DETACHED {
+            return;
+        }
+        let then = self
+            .detach
+            .0
+            .then
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let (Some(then), Some(socket)) = (then, self.inner.take()) {
+            then(socket);
+        }
+    }
+}
+
+impl Listener for KillableListener {
     type Io = KillableStream;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.connections.recv().await {
-            Some(connection) => connection,
-            // The accept loop stops only at shutdown, after which this is not called again.
-            None => std::future::pending().await,
-        }
+        let (inner, address) = Listener::accept(&mut self.0).await;
+        // Small writes (stream events) go out at once.
+        let _ = inner.set_nodelay(true);
+        let stream = KillableStream {
+            inner: Some(inner),
+            kill: Kill::default(),
+            detach: Detach::default(),
+            wrote: false,
+        };
+        (stream, address)
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local)
+        Listener::local_addr(&self.0)
     }
 }
 
@@ -89,12 +191,14 @@ impl Listener for Incoming {
 #[derive(Clone)]
 pub struct Peer {
     pub kill: Kill,
+    pub detach: Detach,
 }
 
-impl Connected<IncomingStream<'_, Incoming>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, Incoming>) -> Self {
+impl Connected<IncomingStream<'_, KillableListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, KillableListener>) -> Self {
         Self {
             kill: stream.io().kill.clone(),
+            detach: stream.io().detach.clone(),
         }
     }
 }
@@ -108,16 +212,11 @@ impl AsyncRead for KillableStream {
         if let Some(error) = self.kill.check(cx) {
             return Poll::Ready(Err(error));
         }
-        if !self.read_ahead.is_empty() {
-            let n = self.read_ahead.len().min(buf.remaining());
-            buf.put_slice(&self.read_ahead.split_to(n));
-            if self.read_ahead.is_empty() {
-                // An empty view still holds the whole buffer it was cut from.
-                self.read_ahead = Bytes::new();
-            }
+        if self.detach.phase() == DETACHED {
+            // The client seems to hang up, so hyper closes the connection.
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        self.socket()?.poll_read(cx, buf)
     }
 }
 
@@ -130,18 +229,37 @@ impl AsyncWrite for KillableStream {
         if let Some(error) = self.kill.check(cx) {
             return Poll::Ready(Err(error));
         }
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        if self.detach.phase() == DETACHED {
+            return Poll::Ready(Ok(buf.len()));
+        }
+        let result = self.socket()?.poll_write(cx, buf);
+        self.note_written(&result);
+        result
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if let Some(error) = self.kill.check(cx) {
             return Poll::Ready(Err(error));
         }
-        Pin::new(&mut self.inner).poll_flush(cx)
+        if self.detach.phase() == DETACHED {
+            return Poll::Ready(Ok(()));
+        }
+        let result = self.socket()?.poll_flush(cx);
+        if matches!(result, Poll::Ready(Ok(()))) && self.wrote {
+            self.wrote = false;
+            if self.detach.phase() == REQUESTED {
+                self.detach.0.phase.store(HEAD_SENT, Ordering::Release);
+                self.detach.0.body.wake();
+            }
+        }
+        result
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        if self.detach.phase() == DETACHED {
+            return Poll::Ready(Ok(()));
+        }
+        self.socket()?.poll_shutdown(cx)
     }
 
     fn poll_write_vectored(
@@ -152,10 +270,17 @@ impl AsyncWrite for KillableStream {
         if let Some(error) = self.kill.check(cx) {
             return Poll::Ready(Err(error));
         }
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        if self.detach.phase() == DETACHED {
+            return Poll::Ready(Ok(bufs.iter().map(|b| b.len()).sum()));
+        }
+        let result = self.socket()?.poll_write_vectored(cx, bufs);
+        self.note_written(&result);
+        result
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        self.inner
+            .as_ref()
+            .is_some_and(TcpStream::is_write_vectored)
     }
 }

@@ -1,6 +1,5 @@
 //! Herald api-server: see `api-server --help`.
 
-mod accept;
 mod cache;
 mod config;
 mod connection;

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::ListCache;
 use crate::config::ServerArgs;
-use crate::connection::Peer;
+use crate::connection::{KillableListener, Peer};
 use crate::metrics::Metrics;
 use crate::relay::{self, Destination, KafkaDestination};
 use crate::routes;
@@ -138,15 +138,15 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     tasks.spawn(invalidate_on_changes(state.clone(), drained.clone()));
 
     let address = std::net::SocketAddr::new(args.bind, args.port);
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .with_context(|| format!("listening on {address}"))?;
+    let listener = KillableListener(
+        tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("listening on {address}"))?,
+    );
     tracing::info!(%address, "api-server listening");
     let app = routes::router(state.clone()).layer(cors(&args.cors_allowed_origins)?);
-    let incoming = crate::accept::listen(listener, app.clone(), shutdown.clone())
-        .context("starting the accept loop")?;
     let signal_token = shutdown.clone();
-    axum::serve(incoming, app.into_make_service_with_connect_info::<Peer>())
+    axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
         .with_graceful_shutdown(async move {
             herald_core::shutdown::signal().await;
             tracing::info!(

@@ -1,5 +1,5 @@
 //! Streams served straight on their sockets: Server-Sent Events and plain WebSocket
-//! connections [taken over](crate::accept) from hyper.
+//! connections [detached](crate::connection::Detach) from hyper.
 //!
 //! A client first catches up from the event log in a task of its own. Once live, it joins a
 //! shard: one task that, for every item the fan-out sends, takes each of its clients' ready
@@ -142,14 +142,21 @@ impl DirectStreams {
     }
 }
 
-/// Serves the stream of `feed` on `socket`, whose response head has been written.
-pub fn serve(socket: TcpStream, protocol: Protocol, feed: Feed, state: SharedState) {
+/// Serves the stream of `feed` on `socket`, whose response head has been written; `first`
+/// goes out before anything else.
+pub fn serve(
+    socket: TcpStream,
+    protocol: Protocol,
+    first: Vec<u8>,
+    feed: Feed,
+    state: SharedState,
+) {
     let client = Client {
         _gauge: ConnectionGauge::open(&state, protocol.transport()),
         socket,
         protocol,
         feed,
-        unsent: Vec::new(),
+        unsent: first,
     };
     tokio::spawn(catch_up(client, state));
 }

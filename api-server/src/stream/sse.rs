@@ -17,10 +17,9 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use herald_core::db::DbError;
 use herald_core::event::EventType;
@@ -32,7 +31,6 @@ use super::params::{RawQuery, StreamParams, parse_sequence};
 use super::replay::{ConnectionGauge, Delivery, Feed, Start, StreamCounters};
 use super::stall::{Stalls, Watched};
 use super::wire::{Closing, Reset};
-use crate::accept::Takeover;
 use crate::connection::{Kill, Peer};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::SharedState;
@@ -62,7 +60,7 @@ pub(super) const KEEP_ALIVE: &[u8] = b":\n\n";
 pub async fn notifications(
     State(state): State<SharedState>,
     ConnectInfo(peer): ConnectInfo<Peer>,
-    takeover: Option<Extension<Takeover>>,
+    version: Version,
     headers: HeaderMap,
     query: RawQuery,
 ) -> ApiResult<Response> {
@@ -72,15 +70,17 @@ pub async fn notifications(
         None => params.start(),
     };
     let feed = Feed::open(state.clone(), params.user_id, start).await?;
-    let head = head();
-    Ok(match takeover {
-        // The usual case: the stream's writer serves the socket from here on.
-        Some(Extension(takeover)) => takeover.respond(head.into_response(), move |socket| {
-            direct::serve(socket, Protocol::Sse, feed, state);
-        }),
-        // A stream opened on a connection that served other requests before stays with hyper.
-        None => (head, Body::from_stream(events(feed, state, peer.kill))).into_response(),
-    })
+    let body = if version == Version::HTTP_11 {
+        // The usual case: after the head, the socket is served directly.
+        peer.detach.body(move |socket| {
+            direct::serve(socket, Protocol::Sse, Vec::new(), feed, state);
+        })
+    } else {
+        // HTTP/1.0 (no chunked body to continue) and HTTP/2 (a shared connection) stay with
+        // hyper.
+        Body::from_stream(events(feed, state, peer.kill))
+    };
+    Ok((head(), body).into_response())
 }
 
 fn head() -> [(header::HeaderName, &'static str); 3] {

@@ -17,8 +17,15 @@ const PING: u8 = 0x9;
 const PONG: u8 = 0xA;
 /// Control frames carry at most this much.
 const MAX_CONTROL_PAYLOAD: u64 = 125;
-/// Close code for a client that breaks the protocol.
-const PROTOCOL_ERROR: u16 = 1002;
+/// Close codes (RFC 6455, section 7.4).
+pub mod close_code {
+    /// The client broke the protocol.
+    pub const PROTOCOL: u16 = 1002;
+    /// The client broke a policy: here, it fell too far behind.
+    pub const POLICY: u16 = 1008;
+    pub const ERROR: u16 = 1011;
+    pub const RESTART: u16 = 1012;
+}
 
 /// `Sec-WebSocket-Accept` for a handshake's `Sec-WebSocket-Key`.
 pub fn accept_key(key: &[u8]) -> String {
@@ -139,7 +146,7 @@ impl Inbound {
             }
             let header = match Header::parse(rest) {
                 None => break Read::Open,
-                Some(Err(problem)) => break Read::Closing(close(PROTOCOL_ERROR, problem)),
+                Some(Err(problem)) => break Read::Closing(close(close_code::PROTOCOL, problem)),
                 Some(Ok(header)) => header,
             };
             match header.opcode {
@@ -165,7 +172,7 @@ impl Inbound {
                     at += header.length;
                     self.skip = header.payload;
                 }
-                _ => break Read::Closing(close(PROTOCOL_ERROR, "unknown opcode")),
+                _ => break Read::Closing(close(close_code::PROTOCOL, "unknown opcode")),
             }
         };
         self.partial.drain(..at);

@@ -219,8 +219,8 @@ async fn streams_get_a_keep_alive_comment_every_interval() {
 
 const SSE_CONNECTIONS: &str = "herald_stream_connections{transport=\"sse\"}";
 
-/// A stream that is a connection's first request is served apart from hyper; one opened on a
-/// connection that served other requests stays with hyper. Both must behave the same.
+/// The socket of a stream leaves hyper after the response head, on a fresh connection as on
+/// one that served other requests first (browsers and proxies reuse connections).
 #[tokio::test]
 async fn streams_work_as_a_connections_first_request_and_after_others() {
     let server = Server::embedded(&[]).await;

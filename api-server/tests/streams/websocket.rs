@@ -115,8 +115,8 @@ async fn the_server_pings_every_keep_alive_interval() {
         .expect("two pings within 10 s");
 }
 
-/// A WebSocket that is a connection's first request is served apart from hyper; one opened on
-/// a connection that served other requests stays with hyper. Both must behave the same.
+/// The socket of a WebSocket leaves hyper after the 101, on a fresh connection as on one that
+/// served other requests first.
 #[tokio::test]
 async fn websockets_work_as_a_connections_first_request_and_after_others() {
     let server = Server::embedded(&[]).await;
