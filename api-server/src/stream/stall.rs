@@ -1,4 +1,5 @@
-//! Cuts Server-Sent Events clients that stopped reading.
+//! Cuts Server-Sent Events clients that stopped reading, on the streams that stay with hyper
+//! (HTTP/1.0 and HTTP/2; the others are served by `direct`, which watches its own writes).
 //!
 //! A client that does not read fills its socket; hyper then waits to write and stops polling
 //! the response body, so the stream itself can never notice that it fell behind. One task
@@ -13,7 +14,7 @@ use std::time::Duration;
 use crate::connection::Kill;
 use crate::state::SharedState;
 
-/// Only Server-Sent Events need this: WebSocket and Socket.IO tasks watch their own writes.
+/// Only Server-Sent Events need this: Socket.IO tasks watch their own writes.
 const TRANSPORT: &str = "sse";
 /// How often the streams' progress is checked.
 const CHECK_EVERY: Duration = Duration::from_millis(50);
