@@ -250,24 +250,6 @@ async fn streams_work_as_a_connections_first_request_and_after_others() {
 }
 
 #[tokio::test]
-async fn a_bad_first_request_for_a_stream_gets_a_json_error() {
-    let server = Server::embedded(&[]).await;
-    let mut stream = RawHttp::connect(server.port).await;
-    stream.get("/api/sse/notifications?since=-3").await;
-    let text = stream.read_until("}}").await;
-    assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
-    assert!(
-        text.to_ascii_lowercase()
-            .contains("content-type: application/json"),
-        "{text}"
-    );
-    assert!(
-        text.contains(r#"{"error":{"code":"invalid_query""#),
-        "{text}"
-    );
-}
-
-#[tokio::test]
 async fn a_client_that_hangs_up_stops_being_counted() {
     // No keep-alive, so nothing is written that could fail instead.
     let server = Server::embedded(&[("STREAM_KEEPALIVE_SECONDS", "3600")]).await;
@@ -287,4 +269,25 @@ async fn a_client_that_hangs_up_stops_being_counted() {
         }
     })
     .await;
+}
+
+/// HTTP/1.0 has no chunked bodies, so such a stream stays with hyper and ends with the
+/// connection.
+#[tokio::test]
+async fn an_http_1_0_client_gets_the_stream_too() {
+    let server = Server::embedded(&[]).await;
+    let mut stream = RawHttp::connect(server.port).await;
+    stream
+        .send("GET /api/sse/notifications HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .await;
+    let head = stream.read_until("event: recovered").await;
+    assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
+    assert!(
+        !head.to_ascii_lowercase().contains("transfer-encoding"),
+        "{head}"
+    );
+    let created = server.create(broadcast("to HTTP/1.0")).await;
+    stream
+        .read_until(&format!("id: {}\n", created["sequence"]))
+        .await;
 }

@@ -168,7 +168,7 @@ async fn pings_are_answered_and_a_close_is_echoed() {
 }
 
 #[tokio::test]
-async fn a_bad_handshake_on_a_fresh_connection_is_a_json_error() {
+async fn a_bad_websocket_version_is_a_json_error_naming_the_header() {
     let server = Server::embedded(&[]).await;
     let mut socket = RawHttp::connect(server.port).await;
     socket
