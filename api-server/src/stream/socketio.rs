@@ -36,6 +36,9 @@ use super::wire::{Closing, Reset};
 use crate::state::SharedState;
 
 const TRANSPORT: &str = "socketio";
+/// Clients send next to nothing (pongs, the connect packet), so a small read buffer does;
+/// engineioxide's default (4 KiB) is allocated for every connection.
+const WS_READ_BUFFER: usize = 1024;
 /// How often a socket with a full packet buffer is checked for room.
 const DRAIN_CHECK: Duration = Duration::from_millis(10);
 
@@ -43,6 +46,7 @@ pub fn attach(router: Router, state: &SharedState) -> Router {
     let (layer, io) = SocketIo::builder()
         .max_buffer_size(state.streams.buffer)
         .ping_interval(state.streams.keepalive)
+        .ws_read_buffer_size(WS_READ_BUFFER)
         .with_state(state.clone())
         .build_layer();
     io.ns("/", connect.with(check_auth));
