@@ -21,6 +21,8 @@
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::{OriginalUri, Request};
+use axum::http::{HeaderValue, Uri};
 use herald_core::event::EventType;
 use herald_core::notification::MAX_USER_ID_CHARS;
 use serde::Serialize;
@@ -39,6 +41,8 @@ const TRANSPORT: &str = "socketio";
 /// Clients send next to nothing (pongs, the connect packet), so a small read buffer does;
 /// engineioxide's default (4 KiB) is allocated for every connection.
 const WS_READ_BUFFER: usize = 1024;
+/// Where socketioxide serves (its default).
+const PATH: &str = "/socket.io/";
 /// How often a socket with a full packet buffer is checked for room.
 const DRAIN_CHECK: Duration = Duration::from_millis(10);
 
@@ -50,7 +54,31 @@ pub fn attach(router: Router, state: &SharedState) -> Router {
         .with_state(state.clone())
         .build_layer();
     io.ns("/", connect.with(check_auth));
-    router.layer(layer)
+    router
+        .layer(layer)
+        .layer(axum::middleware::map_request(own_request_head))
+}
+
+/// socketioxide keeps every connection's request head for as long as the connection lives.
+/// hyper parses the URI and header values without copying, as views of the connection's read
+/// buffer (16 KiB), which they would keep alive; copies of them take a few hundred bytes.
+async fn own_request_head(mut request: Request) -> Request {
+    if !request.uri().path().starts_with(PATH) {
+        return request;
+    }
+    if let Ok(uri) = request.uri().to_string().parse::<Uri>() {
+        // axum's copy of the URI, from before any middleware, too.
+        if let Some(original) = request.extensions_mut().get_mut::<OriginalUri>() {
+            original.0 = uri.clone();
+        }
+        *request.uri_mut() = uri;
+    }
+    for value in request.headers_mut().values_mut() {
+        if let Ok(copy) = HeaderValue::from_bytes(value.as_bytes()) {
+            *value = copy;
+        }
+    }
+    request
 }
 
 /// Where a client resumes and what it wants, from the handshake `auth`.
@@ -260,7 +288,35 @@ async fn slow_consumer(
 
 #[cfg(test)]
 mod tests {
+    use axum::body::{Body, Bytes};
     use serde_json::json;
+
+    #[tokio::test]
+    async fn the_kept_request_head_does_not_hold_the_read_buffer() {
+        // What hyper hands over: views of the bytes it read from the socket.
+        let read = Bytes::from(b"/socket.io/?EIO=4&transport=websocket websocket".to_vec());
+        let within_read = |bytes: &[u8]| read.as_ptr_range().contains(&bytes.as_ptr());
+        let uri = Uri::from_maybe_shared(read.slice(..37)).unwrap();
+        let mut request = Request::builder()
+            .uri(uri.clone())
+            .header(
+                "upgrade",
+                HeaderValue::from_maybe_shared(read.slice(38..)).unwrap(),
+            )
+            .body(Body::empty())
+            .unwrap();
+        request.extensions_mut().insert(OriginalUri(uri));
+        assert!(within_read(request.uri().path().as_bytes()));
+        assert!(within_read(request.headers()["upgrade"].as_bytes()));
+
+        let request = own_request_head(request).await;
+        assert_eq!(request.uri(), "/socket.io/?EIO=4&transport=websocket");
+        assert_eq!(request.headers()["upgrade"], "websocket");
+        assert!(!within_read(request.uri().path().as_bytes()));
+        assert!(!within_read(request.headers()["upgrade"].as_bytes()));
+        let original = request.extensions().get::<OriginalUri>().unwrap();
+        assert!(!within_read(original.0.path().as_bytes()));
+    }
 
     use super::*;
 
