@@ -56,13 +56,15 @@ pub fn attach(router: Router, state: &SharedState) -> Router {
     io.ns("/", connect.with(check_auth));
     router
         .layer(layer)
-        .layer(axum::middleware::map_request(own_request_head))
+        // Synchronous, so it costs the other routes next to nothing (axum's async
+        // `map_request` took 11 % of the throughput of cached GETs).
+        .layer(tower::util::MapRequestLayer::new(own_request_head))
 }
 
 /// socketioxide keeps every connection's request head for as long as the connection lives.
 /// hyper parses the URI and header values without copying, as views of the connection's read
 /// buffer (16 KiB), which they would keep alive; copies of them take a few hundred bytes.
-async fn own_request_head(mut request: Request) -> Request {
+fn own_request_head(mut request: Request) -> Request {
     if !request.uri().path().starts_with(PATH) {
         return request;
     }
@@ -291,8 +293,8 @@ mod tests {
     use axum::body::{Body, Bytes};
     use serde_json::json;
 
-    #[tokio::test]
-    async fn the_kept_request_head_does_not_hold_the_read_buffer() {
+    #[test]
+    fn the_kept_request_head_does_not_hold_the_read_buffer() {
         // What hyper hands over: views of the bytes it read from the socket.
         let read = Bytes::from(b"/socket.io/?EIO=4&transport=websocket websocket".to_vec());
         let within_read = |bytes: &[u8]| read.as_ptr_range().contains(&bytes.as_ptr());
@@ -309,7 +311,7 @@ mod tests {
         assert!(within_read(request.uri().path().as_bytes()));
         assert!(within_read(request.headers()["upgrade"].as_bytes()));
 
-        let request = own_request_head(request).await;
+        let request = own_request_head(request);
         assert_eq!(request.uri(), "/socket.io/?EIO=4&transport=websocket");
         assert_eq!(request.headers()["upgrade"], "websocket");
         assert!(!within_read(request.uri().path().as_bytes()));
