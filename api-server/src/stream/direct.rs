@@ -87,7 +87,7 @@ impl Protocol {
         }
     }
 
-    /// Both protocols' counters, each looked up once.
+    /// This protocol's counters, from the shard's.
     fn counters<'a>(&self, counters: &'a Counters) -> &'a StreamCounters {
         match self {
             Self::Sse => &counters.sse,
@@ -318,8 +318,16 @@ struct Shard {
     ready: Arc<Ready>,
     next_id: u64,
     counters: Counters,
+    round: Round,
+}
+
+/// What serving clients reuses from one client to the next.
+#[derive(Default)]
+struct Round {
     /// Each event's bytes, built once per round for every client that gets it.
     events: HashMap<EventKey, Bytes>,
+    /// The frames for the client being served, gathered for one write.
+    frames: Vec<Bytes>,
 }
 
 /// Until shutdown: writes the fan-out's items to the clients that join through `inbox`.
@@ -335,7 +343,7 @@ pub async fn run_shard(state: SharedState, inbox: ShardInbox) {
         members: HashMap::new(),
         ready: ready.clone(),
         next_id: 0,
-        events: HashMap::new(),
+        round: Round::default(),
     };
     loop {
         tokio::select! {
@@ -396,7 +404,7 @@ impl Shard {
     /// (a round to 10,000 clients takes tens of milliseconds), and a client served later in
     /// the round gets what was published meanwhile in the same write.
     async fn serve_all(&mut self) {
-        self.events.clear();
+        self.round.events.clear();
         let ids: Vec<u64> = self.members.keys().copied().collect();
         for slice in ids.chunks(ROUND_SLICE) {
             let mut leaving = Vec::new();
@@ -404,7 +412,7 @@ impl Shard {
                 let Some(member) = self.members.get_mut(id) else {
                     continue;
                 };
-                match serve_member(member, &mut self.events, &self.counters) {
+                match serve_member(member, &mut self.round, &self.counters) {
                     Verdict::Stay => {}
                     verdict => leaving.push((*id, verdict)),
                 }
@@ -415,7 +423,7 @@ impl Shard {
     }
 
     fn serve_ready(&mut self, mut clients: Vec<u64>) {
-        self.events.clear();
+        self.round.events.clear();
         clients.sort_unstable();
         clients.dedup();
         let mut leaving = Vec::new();
@@ -424,7 +432,7 @@ impl Shard {
                 continue;
             };
             let verdict = match read_client(member) {
-                Verdict::Stay => serve_member(member, &mut self.events, &self.counters),
+                Verdict::Stay => serve_member(member, &mut self.round, &self.counters),
                 verdict => verdict,
             };
             if !matches!(verdict, Verdict::Stay) {
@@ -493,11 +501,7 @@ fn read_client(member: &mut Member) -> Verdict {
 }
 
 /// Writes what is ready for one client.
-fn serve_member(
-    member: &mut Member,
-    events: &mut HashMap<EventKey, Bytes>,
-    counters: &Counters,
-) -> Verdict {
+fn serve_member(member: &mut Member, round: &mut Round, counters: &Counters) -> Verdict {
     let Member { client, waker } = member;
     let mut cx = Context::from_waker(waker);
     let counters = client.protocol.counters(counters);
@@ -514,7 +518,7 @@ fn serve_member(
         Ok(false) => return Verdict::Stay,
         Err(_) => return Verdict::Leave,
     }
-    let mut frames: Vec<Bytes> = Vec::new();
+    let Round { events, frames } = round;
     let mut verdict = Verdict::Stay;
     loop {
         match client.feed.try_next() {
@@ -552,7 +556,9 @@ fn serve_member(
     if frames.is_empty() {
         return verdict;
     }
-    match send(client, &frames, &mut cx) {
+    let sent = send(client, frames, &mut cx);
+    frames.clear();
+    match sent {
         Ok(()) => verdict,
         Err(_) => Verdict::Leave,
     }
