@@ -33,7 +33,7 @@ use socketioxide::{SendError, SocketError, SocketIo};
 use tokio_util::sync::CancellationToken;
 
 use super::params::parse_sequence;
-use super::replay::{ConnectionGauge, Delivery, Feed, Start};
+use super::replay::{ConnectionGauge, Delivery, Feed, Start, StreamCounters};
 use super::wire::{Closing, Reset};
 use crate::state::SharedState;
 
@@ -170,6 +170,7 @@ enum Sent {
 
 async fn serve(socket: SocketRef, state: SharedState, resume: Resume, gone: CancellationToken) {
     let _gauge = ConnectionGauge::open(&state, TRANSPORT);
+    let counters = StreamCounters::new(&state, TRANSPORT);
     let resume_from = match resume.start {
         Start::After(after) => after,
         Start::Live => 0,
@@ -220,14 +221,13 @@ async fn serve(socket: SocketRef, state: SharedState, resume: Resume, gone: Canc
             }
         };
         match sent {
-            Sent::Done if is_event => state
-                .metrics
-                .stream_deliveries
-                .with_label_values(&[TRANSPORT])
-                .inc(),
+            Sent::Done if is_event => counters.deliveries.inc(),
             Sent::Done => {}
             Sent::Gone => return,
-            Sent::Behind => return slow_consumer(socket, &state, &feed, &gone).await,
+            Sent::Behind => {
+                counters.slow_consumers.inc();
+                return slow_consumer(socket, &state, &feed, &gone).await;
+            }
         }
     }
 }
@@ -268,11 +268,6 @@ async fn slow_consumer(
     feed: &Feed,
     gone: &CancellationToken,
 ) {
-    state
-        .metrics
-        .slow_consumer_disconnects
-        .with_label_values(&[TRANSPORT])
-        .inc();
     // Both need room in the full buffer; without it the engine's heartbeat, which the stalled
     // client does not answer either, closes the connection.
     let _ = socket.emit("error", &Closing::slow_consumer(feed.last_sequence()));
