@@ -11,7 +11,7 @@
 //! waker that names the client.
 
 use std::collections::HashMap;
-use std::io::{self, IoSlice};
+use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
@@ -570,8 +570,8 @@ fn send(client: &mut Client, frames: &[Bytes], cx: &mut Context<'_>) -> io::Resu
         let written = match frames {
             [frame] => client.socket.try_write(frame),
             _ => {
-                let slices: Vec<IoSlice<'_>> = frames.iter().map(|f| IoSlice::new(f)).collect();
-                client.socket.try_write_vectored(&slices)
+                let joined = frames.concat();
+                client.socket.try_write(&joined)
             }
         };
         match written {
