@@ -1,5 +1,5 @@
-//! Streams served straight on their sockets: Server-Sent Events and plain WebSocket
-//! connections [detached](crate::connection::Detach) from hyper.
+//! Streams served straight on their sockets: Server-Sent Events, plain WebSocket and
+//! Socket.IO-over-WebSocket connections [detached](crate::connection::Detach) from hyper.
 //!
 //! A client first catches up from the event log in a task of its own. Once live, it joins a
 //! shard: one task that, for every item the fan-out sends, takes each of its clients' ready
@@ -27,6 +27,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::mpsc;
 
 use super::replay::{ConnectionGauge, Delivery, Feed, Step, StreamCounters};
+use super::socketio::{self, engine};
 use super::{sse, ws, ws_codec};
 use crate::state::SharedState;
 
@@ -48,6 +49,8 @@ pub enum Protocol {
     Sse,
     /// WebSocket frames, after the handshake.
     WebSocket(ws_codec::Inbound),
+    /// Engine.IO packets in WebSocket frames, once connected to the namespace.
+    SocketIo(engine::Session),
 }
 
 impl Protocol {
@@ -55,6 +58,7 @@ impl Protocol {
         match self {
             Self::Sse => sse::TRANSPORT,
             Self::WebSocket(_) => ws::TRANSPORT,
+            Self::SocketIo(_) => socketio::TRANSPORT,
         }
     }
 
@@ -63,12 +67,13 @@ impl Protocol {
         match self {
             Self::Sse => chunk(&sse::event_frame(event)),
             Self::WebSocket(_) => ws_codec::text(ws::event_text(event).as_bytes()),
+            Self::SocketIo(_) => engine::event_frame(event),
         }
     }
 
     /// The bytes of any other delivery, and whether the stream goes on after them.
     /// `last_sequence` is the feed's, after the delivery.
-    fn other(&self, delivery: Result<Delivery, DbError>, last_sequence: i64) -> (Bytes, bool) {
+    fn other(&mut self, delivery: Result<Delivery, DbError>, last_sequence: i64) -> (Bytes, bool) {
         match self {
             Self::Sse => {
                 let (frame, more) = sse::frame(delivery, last_sequence);
@@ -84,6 +89,7 @@ impl Protocol {
                 ws::Outgoing::Ping => (ws_codec::ping(), true),
                 ws::Outgoing::Close(code, reason) => (ws_codec::close(code, reason), false),
             },
+            Self::SocketIo(session) => session.other(delivery, last_sequence),
         }
     }
 
@@ -92,6 +98,7 @@ impl Protocol {
         match self {
             Self::Sse => &counters.sse,
             Self::WebSocket(_) => &counters.ws,
+            Self::SocketIo(_) => &counters.socketio,
         }
     }
 }
@@ -99,6 +106,7 @@ impl Protocol {
 struct Counters {
     sse: StreamCounters,
     ws: StreamCounters,
+    socketio: StreamCounters,
 }
 
 impl Counters {
@@ -106,6 +114,7 @@ impl Counters {
         Self {
             sse: StreamCounters::new(state, sse::TRANSPORT),
             ws: StreamCounters::new(state, ws::TRANSPORT),
+            socketio: StreamCounters::new(state, socketio::TRANSPORT),
         }
     }
 }
@@ -480,6 +489,14 @@ fn read_client(member: &mut Member) -> Verdict {
                     Protocol::WebSocket(inbound) => {
                         if let ws_codec::Read::Closing(close) =
                             inbound.push(&scratch[..read], &mut replies)
+                        {
+                            replies.push(close);
+                            break Verdict::Leave;
+                        }
+                    }
+                    Protocol::SocketIo(session) => {
+                        if let ws_codec::Read::Closing(close) =
+                            session.push(&scratch[..read], &mut replies)
                         {
                             replies.push(close);
                             break Verdict::Leave;

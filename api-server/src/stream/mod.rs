@@ -43,7 +43,7 @@ pub fn routes() -> OpenApiRouter<SharedState> {
         .routes(routes!(ws::upgrade))
 }
 
-/// Mounts Socket.IO at `/socket.io/` on the finished router.
+/// Mounts Socket.IO at `/socket.io` on the finished router.
 pub fn attach_socket_io(router: Router, state: &SharedState) -> Router {
     socketio::attach(router, state)
 }

@@ -55,13 +55,7 @@ pub async fn upgrade(
     let upgrade = request
         .extensions_mut()
         .remove::<OnUpgrade>()
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UPGRADE_REQUIRED,
-                "websocket_required",
-                "this connection cannot be upgraded to a WebSocket (HTTP/1.1 only)".to_owned(),
-            )
-        })?;
+        .ok_or_else(upgrade_required)?;
     // Subscribed before the handshake completes, so a client may rely on everything that
     // happens after it connected.
     let start = params.start();
@@ -85,7 +79,21 @@ pub async fn upgrade(
             state,
         );
     });
-    Ok((
+    Ok(switching_protocols(accept))
+}
+
+/// For a request whose connection cannot be upgraded.
+pub(super) fn upgrade_required() -> ApiError {
+    ApiError::new(
+        StatusCode::UPGRADE_REQUIRED,
+        "websocket_required",
+        "this connection cannot be upgraded to a WebSocket (HTTP/1.1 only)".to_owned(),
+    )
+}
+
+/// The 101 that completes a WebSocket handshake.
+pub(super) fn switching_protocols(accept: String) -> Response {
+    (
         StatusCode::SWITCHING_PROTOCOLS,
         [
             (header::CONNECTION, "upgrade"),
@@ -93,12 +101,12 @@ pub async fn upgrade(
         ],
         [(header::SEC_WEBSOCKET_ACCEPT, accept)],
     )
-        .into_response())
+        .into_response()
 }
 
 /// The `Sec-WebSocket-Accept` for a valid WebSocket handshake; the same checks as axum's
 /// `WebSocketUpgrade`, with its messages.
-fn handshake(method: &Method, headers: &HeaderMap) -> ApiResult<String> {
+pub(super) fn handshake(method: &Method, headers: &HeaderMap) -> ApiResult<String> {
     let reject = |status, message: &str| {
         Err(ApiError::new(
             status,

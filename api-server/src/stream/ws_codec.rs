@@ -1,6 +1,7 @@
 //! The WebSocket wire format (RFC 6455) for connections served apart from hyper: the
 //! handshake's accept key, the frames the server sends, and reading what clients send, of
-//! which only pings and close frames matter here (the stream is one-way).
+//! which only pings, close frames and (for Socket.IO) short text messages matter here (the
+//! stream is one-way).
 
 use axum::body::Bytes;
 use base64::Engine as _;
@@ -19,6 +20,7 @@ const PONG: u8 = 0xA;
 const MAX_CONTROL_PAYLOAD: u64 = 125;
 /// Close codes (RFC 6455, section 7.4).
 pub mod close_code {
+    pub const NORMAL: u16 = 1000;
     /// The client broke the protocol.
     pub const PROTOCOL: u16 = 1002;
     /// The client broke a policy: here, it fell too far behind.
@@ -77,17 +79,24 @@ pub enum Read {
 }
 
 /// Reads a client's frames as they arrive, in any pieces. Data frames are skipped without
-/// being buffered, so a client cannot make the server hold more than one control frame.
+/// being buffered, so a client cannot make the server hold more than one control frame;
+/// [`Inbound::keeping_text`] keeps short text messages as well.
 #[derive(Debug, Default)]
 pub struct Inbound {
     /// The start of a frame not complete yet.
     partial: Vec<u8>,
     /// Payload bytes of a skipped frame still to come.
     skip: u64,
+    /// Unfragmented text messages up to this long are kept; 0 keeps none.
+    text_limit: u64,
+    /// Text messages kept, for [`Inbound::take_texts`].
+    texts: Vec<Vec<u8>>,
 }
 
 struct Header {
     opcode: u8,
+    /// Whether this is a message's last (or only) frame.
+    fin: bool,
     /// Header length, mask included.
     length: usize,
     payload: u64,
@@ -121,6 +130,7 @@ impl Header {
         }
         Some(Ok(Self {
             opcode,
+            fin: first & 0x80 != 0,
             length: 2 + extended + 4,
             payload,
             mask,
@@ -129,6 +139,20 @@ impl Header {
 }
 
 impl Inbound {
+    /// A reader that also keeps unfragmented text messages of up to `limit` bytes (longer
+    /// ones are skipped like any other data).
+    pub fn keeping_text(limit: u64) -> Self {
+        Self {
+            text_limit: limit,
+            ..Self::default()
+        }
+    }
+
+    /// The text messages kept since the last call, in order.
+    pub fn take_texts(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.texts)
+    }
+
     /// Takes bytes from the client; answers its pings into `replies`.
     pub fn push(&mut self, input: &[u8], replies: &mut Vec<Bytes>) -> Read {
         self.partial.extend_from_slice(input);
@@ -149,31 +173,37 @@ impl Inbound {
                 Some(Err(problem)) => break Read::Closing(close(close_code::PROTOCOL, problem)),
                 Some(Ok(header)) => header,
             };
+            let kept_text = header.opcode == TEXT
+                && header.fin
+                && header.payload > 0
+                && header.payload <= self.text_limit;
             match header.opcode {
-                CLOSE | PING => {
-                    // Short (checked above), so wait for all of it.
-                    let end = header.length + header.payload as usize;
-                    let Some(payload) = rest.get(header.length..end) else {
-                        break Read::Open;
-                    };
-                    let payload: Vec<u8> = payload
-                        .iter()
-                        .zip(header.mask.iter().cycle())
-                        .map(|(byte, mask)| byte ^ mask)
-                        .collect();
-                    if header.opcode == CLOSE {
-                        // Echo the client's code, as the RFC suggests.
-                        break Read::Closing(frame(CLOSE, payload.get(..2).unwrap_or_default()));
-                    }
-                    replies.push(frame(PONG, &payload));
-                    at += end;
-                }
+                CLOSE | PING => {}
+                TEXT if kept_text => {}
                 CONTINUATION | TEXT | BINARY | PONG => {
                     at += header.length;
                     self.skip = header.payload;
+                    continue;
                 }
                 _ => break Read::Closing(close(close_code::PROTOCOL, "unknown opcode")),
             }
+            // Short (control frames are checked above, kept text is), so wait for all of it.
+            let end = header.length + header.payload as usize;
+            let Some(payload) = rest.get(header.length..end) else {
+                break Read::Open;
+            };
+            let payload: Vec<u8> = payload
+                .iter()
+                .zip(header.mask.iter().cycle())
+                .map(|(byte, mask)| byte ^ mask)
+                .collect();
+            match header.opcode {
+                // Echo the client's code, as the RFC suggests.
+                CLOSE => break Read::Closing(frame(CLOSE, payload.get(..2).unwrap_or_default())),
+                PING => replies.push(frame(PONG, &payload)),
+                _ => self.texts.push(payload),
+            }
+            at += end;
         };
         self.partial.drain(..at);
         if self.partial.is_empty() {
@@ -239,6 +269,30 @@ mod tests {
             assert_eq!(replies, [frame(PONG, b"are you there")], "split at {split}");
             assert!(inbound.partial.is_empty() && inbound.skip == 0);
         }
+    }
+
+    #[test]
+    fn short_text_messages_are_kept_when_asked_for_across_any_split() {
+        let mut bytes = client_frame(TEXT, b"40{\"lastSequence\":7}");
+        bytes.extend(client_frame(TEXT, &[b'a'; 200]));
+        bytes.extend(client_frame(PING, b"p"));
+        bytes.extend(client_frame(TEXT, b"3"));
+        for split in 1..bytes.len() {
+            let mut inbound = Inbound::keeping_text(64);
+            let mut replies = Vec::new();
+            assert_eq!(inbound.push(&bytes[..split], &mut replies), Read::Open);
+            assert_eq!(inbound.push(&bytes[split..], &mut replies), Read::Open);
+            assert_eq!(
+                inbound.take_texts(),
+                [b"40{\"lastSequence\":7}".to_vec(), b"3".to_vec()],
+                "split at {split}: the 200-byte message is over the limit"
+            );
+            assert_eq!(replies, [frame(PONG, b"p")]);
+            assert!(inbound.partial.is_empty() && inbound.skip == 0);
+        }
+        let mut inbound = Inbound::default();
+        assert_eq!(inbound.push(&bytes, &mut Vec::new()), Read::Open);
+        assert!(inbound.take_texts().is_empty(), "none kept by default");
     }
 
     #[test]

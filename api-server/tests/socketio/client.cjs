@@ -1,6 +1,6 @@
 // A real socket.io-client 4, driven by the api-server's Socket.IO tests.
 //
-// Usage: node client.cjs URL [AUTH_JSON]
+// Usage: [TRANSPORTS=websocket] node client.cjs URL [AUTH_JSON]
 // Prints one JSON line per thing that happens: {"event": "connect"}, {"event": NAME, "args":
 // [...]} for every event the server emits, {"event": "connect_error", "message": ...} and
 // {"event": "disconnect", "reason": ...}. Never reconnects on its own: the test decides.
@@ -12,8 +12,8 @@ const print = (line) => process.stdout.write(JSON.stringify(line) + "\n");
 const socket = io(url, {
   auth: auth ? JSON.parse(auth) : undefined,
   reconnection: false,
-  // The seed's clients start with long-polling and upgrade; so do we.
-  transports: ["polling", "websocket"],
+  // By default, as the seed's clients: long-polling first, then the upgrade to WebSocket.
+  transports: (process.env.TRANSPORTS || "polling,websocket").split(","),
 });
 socket.on("connect", () => print({ event: "connect" }));
 socket.on("connect_error", (error) => {

@@ -267,6 +267,43 @@ pub async fn stalled_socket_io(port: u16) -> WebSocketStream<MaybeTlsStream<TcpS
     socket
 }
 
+/// A Socket.IO client on long-polling that connects to namespace `/` and then never polls
+/// again: what the server sends it piles up.
+pub async fn stalled_socket_io_polling(server: &crate::common::Server) {
+    let url = server.url("/socket.io/?EIO=4&transport=polling");
+    let open = server
+        .client()
+        .get(&url)
+        .send()
+        .await
+        .expect("the engine.io handshake")
+        .text()
+        .await
+        .expect("the open packet");
+    let open: Value = serde_json::from_str(open.strip_prefix('0').expect("an open packet"))
+        .unwrap_or_else(|e| panic!("open packet {open}: {e}"));
+    let session = format!("{url}&sid={}", open["sid"].as_str().expect("a sid"));
+    let connect = server
+        .client()
+        .post(&session)
+        .body("40")
+        .send()
+        .await
+        .expect("the namespace connect");
+    assert!(connect.status().is_success(), "{connect:?}");
+    // One poll, for the namespace's answer; then no more.
+    let answer = server
+        .client()
+        .get(&session)
+        .send()
+        .await
+        .expect("a poll")
+        .text()
+        .await
+        .expect("the poll's packets");
+    assert!(answer.contains("40"), "connected: {answer}");
+}
+
 async fn next_text(socket: &mut WebSocketStream<MaybeTlsStream<TcpStream>>) -> String {
     loop {
         match within("an engine.io packet", socket.next()).await {
@@ -317,6 +354,26 @@ async fn socket_io_client_modules() -> &'static PathBuf {
         .await
 }
 
+/// How a [`SocketIoClient`] connects.
+#[derive(Debug, Clone, Copy)]
+pub enum Transports {
+    /// socket.io-client's default: long-polling, then the upgrade to WebSocket.
+    PollingFirst,
+    /// `transports: ["websocket"]`: a WebSocket straight away.
+    WebSocketOnly,
+}
+
+impl Transports {
+    pub const ALL: [Self; 2] = [Self::PollingFirst, Self::WebSocketOnly];
+
+    fn option(self) -> &'static str {
+        match self {
+            Self::PollingFirst => "polling,websocket",
+            Self::WebSocketOnly => "websocket",
+        }
+    }
+}
+
 /// A socket.io-client 4 in a Node process; each line it prints is one thing that happened.
 pub struct SocketIoClient {
     child: Child,
@@ -325,8 +382,13 @@ pub struct SocketIoClient {
 }
 
 impl SocketIoClient {
-    /// Connects to `base` (`http://127.0.0.1:PORT`) with this handshake `auth`.
+    /// Connects to `base` (`http://127.0.0.1:PORT`) with this handshake `auth`, the way
+    /// socket.io-client does by default.
     pub async fn connect(base: &str, auth: Option<Value>) -> Self {
+        Self::connect_over(Transports::PollingFirst, base, auth).await
+    }
+
+    pub async fn connect_over(transports: Transports, base: &str, auth: Option<Value>) -> Self {
         let modules = socket_io_client_modules().await;
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/socketio/client.cjs");
         let mut command = Command::new("node");
@@ -334,6 +396,7 @@ impl SocketIoClient {
             .arg(script)
             .arg(base)
             .env("NODE_PATH", modules)
+            .env("TRANSPORTS", transports.option())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

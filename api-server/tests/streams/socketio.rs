@@ -1,75 +1,137 @@
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::broadcast;
-use crate::clients::SocketIoClient;
+use crate::clients::{SocketIoClient, Transports};
 use crate::common::{Backing, Server};
 
 #[tokio::test]
 async fn socket_io_client_receives_notifications_as_the_seed_did() {
     let backing = Backing::real().await;
     let server = Server::start(&backing, &[]).await;
-    let mut client = SocketIoClient::connect(&server.base, None).await;
-    client.expect("connect").await;
-    let recovered = client.expect("recovered").await;
-    assert_eq!(recovered["args"][0]["complete"], true);
+    for transports in Transports::ALL {
+        let mut client = SocketIoClient::connect_over(transports, &server.base, None).await;
+        client.expect("connect").await;
+        let recovered = client.expect("recovered").await;
+        assert_eq!(recovered["args"][0]["complete"], true, "{transports:?}");
 
-    let created = server.create(broadcast("hello over Socket.IO")).await;
-    let event = client.expect("notification").await;
-    assert_eq!(
-        event["args"][0], created,
-        "the first argument is the plain notification"
-    );
-    assert_eq!(
-        event["args"][1], created["sequence"],
-        "the second is the stream position"
-    );
-    client.close().await;
+        let created = server.create(broadcast("hello over Socket.IO")).await;
+        let event = client.expect("notification").await;
+        assert_eq!(
+            event["args"][0], created,
+            "{transports:?}: the first argument is the plain notification"
+        );
+        assert_eq!(
+            event["args"][1], created["sequence"],
+            "{transports:?}: the second is the stream position"
+        );
+        let updated = client.expect("notification:updated").await;
+        assert_eq!(updated["args"][0]["id"], created["id"], "{transports:?}");
+        assert_eq!(updated["args"][0]["status"], "delivered", "{transports:?}");
+        client.close().await;
+    }
 }
 
 #[tokio::test]
 async fn reconnecting_with_the_last_sequence_recovers_the_missed_notifications() {
     let backing = Backing::real().await;
     let server = Server::start(&backing, &[]).await;
-    let mut created = Vec::new();
-    for n in 0..4 {
-        created.push(server.create(broadcast(&format!("missed {n}"))).await);
+    for transports in Transports::ALL {
+        let mut created = Vec::new();
+        for n in 0..4 {
+            created.push(
+                server
+                    .create(broadcast(&format!("missed {n} ({transports:?})")))
+                    .await,
+            );
+        }
+        let auth = json!({"lastSequence": created[0]["sequence"]});
+        let mut client = SocketIoClient::connect_over(transports, &server.base, Some(auth)).await;
+        client.expect("connect").await;
+        for expected in &created[1..] {
+            // Replayed events carry the notification as it is now, so compare identities.
+            let replayed = client.expect("notification").await;
+            assert_eq!(replayed["args"][0]["id"], expected["id"], "{transports:?}");
+            assert_eq!(replayed["args"][0]["message"], expected["message"]);
+        }
+        let recovered = client.expect("recovered").await;
+        assert_eq!(recovered["args"][0]["complete"], true, "{transports:?}");
+        let last = recovered["args"][0]["lastSequence"].as_i64().unwrap();
+        assert!(
+            last >= created[3]["sequence"].as_i64().unwrap(),
+            "{transports:?}: {recovered}"
+        );
+        let live = server.create(broadcast("live")).await;
+        assert_eq!(
+            client.expect("notification").await["args"][0],
+            live,
+            "{transports:?}: no duplicate, no gap"
+        );
+        client.close().await;
     }
-    let auth = json!({"lastSequence": created[0]["sequence"]});
-    let mut client = SocketIoClient::connect(&server.base, Some(auth)).await;
-    client.expect("connect").await;
-    for expected in &created[1..] {
-        // Replayed events carry the notification as it is now, so compare identities.
-        let replayed = client.expect("notification").await;
-        assert_eq!(replayed["args"][0]["id"], expected["id"]);
-        assert_eq!(replayed["args"][0]["message"], expected["message"]);
-    }
-    let recovered = client.expect("recovered").await;
-    assert_eq!(recovered["args"][0]["complete"], true);
-    let last = recovered["args"][0]["lastSequence"].as_i64().unwrap();
-    assert!(
-        last >= created[3]["sequence"].as_i64().unwrap(),
-        "{recovered}"
-    );
-    let live = server.create(broadcast("live")).await;
-    assert_eq!(
-        client.expect("notification").await["args"][0],
-        live,
-        "no duplicate, no gap"
-    );
-    client.close().await;
 }
 
 #[tokio::test]
 async fn invalid_handshake_auth_is_refused_with_a_reason() {
     let server = Server::embedded(&[]).await;
-    let mut client =
-        SocketIoClient::connect(&server.base, Some(json!({"lastSequence": "later"}))).await;
-    let refused = client.expect("connect_error").await;
+    for transports in Transports::ALL {
+        for (auth, names) in [
+            (json!({"lastSequence": "later"}), "lastSequence"),
+            (json!({"userId": 7}), "userId"),
+        ] {
+            let mut client =
+                SocketIoClient::connect_over(transports, &server.base, Some(auth)).await;
+            let refused = client.expect("connect_error").await;
+            assert!(
+                refused["message"].as_str().unwrap().contains(names),
+                "{transports:?}: {refused}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn clients_that_answer_pings_stay_connected() {
+    let server = Server::embedded(&[("STREAM_KEEPALIVE_SECONDS", "1")]).await;
+    for transports in Transports::ALL {
+        let mut client = SocketIoClient::connect_over(transports, &server.base, None).await;
+        client.expect("connect").await;
+        client.expect("recovered").await;
+        // Several pings go by; a client the server thought silent would be closed by now.
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        let created = server.create(broadcast("still here")).await;
+        assert_eq!(
+            client.expect("notification").await["args"][0],
+            created,
+            "{transports:?}"
+        );
+        client.close().await;
+    }
+}
+
+#[tokio::test]
+async fn shutdown_closes_connections_so_clients_reconnect() {
+    let backing = Backing::real().await;
+    let mut server = Server::start(&backing, &[]).await;
+    let mut clients = Vec::new();
+    for transports in Transports::ALL {
+        let mut client = SocketIoClient::connect_over(transports, &server.base, None).await;
+        client.expect("connect").await;
+        client.expect("recovered").await;
+        clients.push((transports, client));
+    }
     assert!(
-        refused["message"]
-            .as_str()
-            .unwrap()
-            .contains("lastSequence"),
-        "{refused}"
+        server.terminate().await,
+        "api-server exited non-zero:\n{}",
+        server.log()
     );
+    for (transports, mut client) in clients {
+        let disconnect = client.expect("disconnect").await;
+        // "io server disconnect" would tell socket.io-client not to reconnect.
+        assert_eq!(
+            disconnect["reason"], "transport close",
+            "{transports:?}: {disconnect}"
+        );
+    }
 }

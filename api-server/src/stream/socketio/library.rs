@@ -1,30 +1,16 @@
-//! Socket.IO v4 at `/socket.io/` (namespace `/`), compatible with an unmodified
-//! `socket.io-client` 4.
-//!
-//! Handshake `auth` (all optional): `{"lastSequence": N, "userId": "..."}`; `since` and
-//! `offset` are accepted as other names for `lastSequence`, as a number or a numeric string.
-//! Invalid `auth` fails the connection with a `connect_error` saying why. Events to the client:
-//! - `notification` `(notification, sequence)`: created; the first argument is the plain
-//!   notification object, as the seed emitted it, the second the event's sequence (the
-//!   position to resume from, which for status events differs from `notification.sequence`);
-//! - `notification:updated` `(notification, sequence)`: status changed (delivered or failed);
-//! - `recovered` `{"complete", "lastSequence"}`: after the replay that follows every connect
-//!   (also when nothing was missed); live from here;
-//! - `reset` `{"lastSequence", "message"}`: missed events are no longer kept, refetch;
-//! - `error` `{"code": "slow_consumer" | "unavailable", "message", "lastSequence"}` just
-//!   before the server disconnects the socket. On shutdown the server disconnects every socket
-//!   (`io server disconnect`), so clients reconnect on their own terms.
+//! Socket.IO sessions served by socketioxide: every client that does not open a WebSocket
+//! straight away (long-polling, and the upgrade from it).
 //!
 //! A socket whose packet buffer (`STREAM_BUFFER` packets) is full is waited for while it drains;
 //! once it is more than `STREAM_BUFFER` events behind the live stream it is a slow consumer.
 
+use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{OriginalUri, Request};
 use axum::http::{HeaderValue, Uri};
+use axum::response::{IntoResponse, Response};
 use herald_core::event::EventType;
-use herald_core::notification::MAX_USER_ID_CHARS;
 use serde::Serialize;
 use serde_json::Value;
 use socketioxide::extract::{SocketRef, State, TryData};
@@ -32,42 +18,46 @@ use socketioxide::handler::ConnectHandler;
 use socketioxide::{SendError, SocketError, SocketIo};
 use tokio_util::sync::CancellationToken;
 
-use super::params::parse_sequence;
-use super::replay::{ConnectionGauge, Delivery, Feed, Start, StreamCounters};
-use super::wire::{Closing, Reset};
+use super::super::replay::{ConnectionGauge, Delivery, Feed, Start, StreamCounters};
+use super::super::wire::{Closing, Reset};
+use super::{Resume, TRANSPORT, parse_auth};
 use crate::state::SharedState;
-
-const TRANSPORT: &str = "socketio";
 /// Clients send next to nothing (pongs, the connect packet), so a small read buffer does;
 /// engineioxide's default (4 KiB) is allocated for every connection.
 const WS_READ_BUFFER: usize = 1024;
-/// Where socketioxide serves (its default).
-const PATH: &str = "/socket.io/";
 /// How often a socket with a full packet buffer is checked for room.
 const DRAIN_CHECK: Duration = Duration::from_millis(10);
+/// How long a socket's stream waits at shutdown for its connection to close.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
-pub fn attach(router: Router, state: &SharedState) -> Router {
-    let (layer, io) = SocketIo::builder()
+/// socketioxide's service, with the namespace `/` and closing every connection at shutdown.
+pub fn service(
+    state: &SharedState,
+) -> impl tower::Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
++ Clone
++ Send
++ 'static {
+    let (service, io) = SocketIo::builder()
         .max_buffer_size(state.streams.buffer)
         .ping_interval(state.streams.keepalive)
         .ws_read_buffer_size(WS_READ_BUFFER)
         .with_state(state.clone())
-        .build_layer();
+        .build_svc();
     io.ns("/", connect.with(check_auth));
-    router
-        .layer(layer)
-        // Synchronous, so it costs the other routes next to nothing (axum's async
-        // `map_request` took 11 % of the throughput of cached GETs).
-        .layer(tower::util::MapRequestLayer::new(own_request_head))
+    let shutdown = state.shutdown.clone();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        // Closes the connections without a disconnect packet, which would tell clients not
+        // to reconnect.
+        io.close().await;
+    });
+    tower::ServiceExt::<Request>::map_response(service, IntoResponse::into_response)
 }
 
 /// socketioxide keeps every connection's request head for as long as the connection lives.
 /// hyper parses the URI and header values without copying, as views of the connection's read
 /// buffer (16 KiB), which they would keep alive; copies of them take a few hundred bytes.
-fn own_request_head(mut request: Request) -> Request {
-    if !request.uri().path().starts_with(PATH) {
-        return request;
-    }
+pub fn own_request_head(mut request: Request) -> Request {
     if let Ok(uri) = request.uri().to_string().parse::<Uri>() {
         // axum's copy of the URI, from before any middleware, too.
         if let Some(original) = request.extensions_mut().get_mut::<OriginalUri>() {
@@ -81,58 +71,6 @@ fn own_request_head(mut request: Request) -> Request {
         }
     }
     request
-}
-
-/// Where a client resumes and what it wants, from the handshake `auth`.
-#[derive(Debug, PartialEq, Eq)]
-struct Resume {
-    start: Start,
-    user_id: Option<String>,
-}
-
-fn parse_auth(auth: &Value) -> Result<Resume, String> {
-    let fields = match auth {
-        Value::Null => {
-            return Ok(Resume {
-                start: Start::Live,
-                user_id: None,
-            });
-        }
-        Value::Object(fields) => fields,
-        _ => {
-            return Err(
-                "auth must be an object like {\"lastSequence\": 42, \"userId\": \"u1\"}".into(),
-            );
-        }
-    };
-    let mut start = Start::Live;
-    for name in ["lastSequence", "since", "offset"] {
-        let after = match fields.get(name) {
-            None | Some(Value::Null) => continue,
-            Some(Value::Number(number)) => number.as_i64().filter(|n| *n >= 0),
-            Some(Value::String(text)) => parse_sequence(text),
-            Some(_) => None,
-        };
-        let after = after.ok_or_else(|| {
-            format!("auth.{name} must be a sequence number (a whole number, 0 or more)")
-        })?;
-        start = Start::After(after);
-        break;
-    }
-    let user_id = match fields.get("userId") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(user))
-            if !user.is_empty() && user.chars().count() <= MAX_USER_ID_CHARS =>
-        {
-            Some(user.clone())
-        }
-        Some(_) => {
-            return Err(format!(
-                "auth.userId must be a non-empty string of at most {MAX_USER_ID_CHARS} characters"
-            ));
-        }
-    };
-    Ok(Resume { start, user_id })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -210,7 +148,8 @@ async fn serve(socket: SocketRef, state: SharedState, resume: Resume, gone: Canc
             // socketioxide pings on its own.
             Ok(Delivery::KeepAlive) => continue,
             Ok(Delivery::Shutdown) => {
-                let _ = socket.disconnect();
+                // `service` closes the connection; the gauge stays until it did.
+                let _ = tokio::time::timeout(CLOSE_GRACE, gone.cancelled()).await;
                 return;
             }
             Err(error) => {
@@ -286,7 +225,8 @@ async fn slow_consumer(
 #[cfg(test)]
 mod tests {
     use axum::body::{Body, Bytes};
-    use serde_json::json;
+
+    use super::*;
 
     #[test]
     fn the_kept_request_head_does_not_hold_the_read_buffer() {
@@ -313,43 +253,5 @@ mod tests {
         assert!(!within_read(request.headers()["upgrade"].as_bytes()));
         let original = request.extensions().get::<OriginalUri>().unwrap();
         assert!(!within_read(original.0.path().as_bytes()));
-    }
-
-    use super::*;
-
-    #[test]
-    fn auth_names_the_resume_point_and_user() {
-        let resume = parse_auth(&json!({"lastSequence": 42, "userId": "u1"})).unwrap();
-        assert_eq!(
-            resume,
-            Resume {
-                start: Start::After(42),
-                user_id: Some("u1".into())
-            }
-        );
-        assert_eq!(
-            parse_auth(&json!({"offset": "7"})).unwrap().start,
-            Start::After(7)
-        );
-        assert_eq!(
-            parse_auth(&json!({"since": 0})).unwrap().start,
-            Start::After(0)
-        );
-        assert_eq!(parse_auth(&Value::Null).unwrap().start, Start::Live);
-        assert_eq!(parse_auth(&json!({})).unwrap().start, Start::Live);
-    }
-
-    #[test]
-    fn bad_auth_is_refused_with_a_reason() {
-        for auth in [
-            json!({"lastSequence": -1}),
-            json!({"lastSequence": "soon"}),
-            json!({"lastSequence": 1.5}),
-            json!({"userId": ""}),
-            json!({"userId": 7}),
-            json!("token"),
-        ] {
-            assert!(parse_auth(&auth).is_err(), "{auth} was accepted");
-        }
     }
 }

@@ -1,0 +1,395 @@
+//! Socket.IO clients that open a WebSocket straight away (`transports: ["websocket"]`), served
+//! on the direct-stream shards like plain WebSocket clients. This is the part of Engine.IO 4
+//! and Socket.IO 5 such a client uses, on namespace `/`:
+//!
+//! 1. The handshake is answered as on `/api/ws`. The first frame is Engine.IO's open packet,
+//!    `0{"sid", "upgrades": [], "pingInterval", "pingTimeout", "maxPayload"}`.
+//! 2. The client connects to `/` with `40` and its `auth`. The answer is `40{"sid"}`, or
+//!    `44{"message"}` for bad `auth` or another namespace; the client may try again until
+//!    the connect timeout, as with socketioxide.
+//! 3. Events go out as `42["name", args...]`. Every keep-alive interval brings a ping `2`,
+//!    which the client answers `3`; a client that leaves two pings unanswered is gone.
+//! 4. The client leaves with `41` (disconnect) or `1` (close). What else it sends is skipped.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::Method;
+use axum::response::{IntoResponse, Response};
+use herald_core::db::DbError;
+use herald_core::event::EventType;
+use herald_core::fanout::Broadcast;
+use hyper::upgrade::OnUpgrade;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::super::direct::{self, Protocol};
+use super::super::replay::{Delivery, Feed};
+use super::super::wire::{Closing, Reset};
+use super::super::ws;
+use super::super::ws_codec::{self, Read, close_code};
+use super::{Resume, parse_auth};
+use crate::connection::Peer;
+use crate::state::SharedState;
+
+/// How long a client has to connect to the namespace (socketioxide's default).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
+/// Engine.IO's handshake values besides the ping interval (engineioxide's defaults).
+const PING_TIMEOUT_MS: u64 = 20_000;
+const MAX_PAYLOAD: u64 = 100_000;
+/// Client messages up to this long are read (the connect packet and its `auth`); longer ones
+/// are skipped unread.
+const MAX_CLIENT_MESSAGE: u64 = 16 * 1024;
+/// Pings a client may leave unanswered: it misses the second one a whole interval late.
+const MAX_UNANSWERED_PINGS: u8 = 2;
+
+/// The connection of a request that opens an Engine.IO 4 WebSocket without a long-polling
+/// session, if this server can detach it.
+pub fn takes(request: &Request) -> Option<Peer> {
+    if request.method() != Method::GET || !opens_websocket(request.uri().query()) {
+        return None;
+    }
+    let ConnectInfo(peer) = request.extensions().get::<ConnectInfo<Peer>>()?;
+    Some(peer.clone())
+}
+
+/// Answers a request [`takes`] accepted.
+pub fn accept(state: &SharedState, peer: Peer, mut request: Request) -> Response {
+    let accept = match ws::handshake(request.method(), request.headers()) {
+        Ok(accept) => accept,
+        Err(error) => return error.into_response(),
+    };
+    let Some(upgrade) = request.extensions_mut().remove::<OnUpgrade>() else {
+        return ws::upgrade_required().into_response();
+    };
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Some((socket, read)) = peer.detach.after_upgrade(upgrade).await {
+            connect(socket, read, state).await;
+        }
+    });
+    ws::switching_protocols(accept)
+}
+
+/// `EIO=4&transport=websocket` and no `sid` (which would name a long-polling session to
+/// upgrade).
+fn opens_websocket(query: Option<&str>) -> bool {
+    let (mut version_4, mut websocket) = (false, false);
+    for pair in query.unwrap_or_default().split('&') {
+        match pair.split_once('=').unwrap_or((pair, "")) {
+            ("EIO", "4") => version_4 = true,
+            ("transport", "websocket") => websocket = true,
+            ("sid", _) => return false,
+            _ => {}
+        }
+    }
+    version_4 && websocket
+}
+
+/// Until the client connects to the namespace: then its stream is served on a shard.
+async fn connect(mut socket: TcpStream, mut input: Vec<u8>, state: SharedState) {
+    let mut session = Session {
+        inbound: ws_codec::Inbound::keeping_text(MAX_CLIENT_MESSAGE),
+        unanswered_pings: 0,
+    };
+    let mut out = vec![open_packet(&state)];
+    let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
+    let resume = loop {
+        let read = session.inbound.push(&input, &mut out);
+        if let Read::Closing(close) = read {
+            out.push(close);
+            let _ = socket.write_all(&out.concat()).await;
+            return;
+        }
+        let mut resume = None;
+        for message in session.inbound.take_texts() {
+            match before_connect(&message) {
+                Before::Connect(Ok(wanted)) => {
+                    resume = Some(wanted);
+                    break;
+                }
+                Before::Connect(Err(refusal)) => out.push(refusal),
+                Before::Close => return,
+                Before::Other => {}
+            }
+        }
+        if socket.write_all(&out.concat()).await.is_err() {
+            return;
+        }
+        out.clear();
+        if let Some(resume) = resume {
+            break resume;
+        }
+        input.clear();
+        let read = tokio::select! {
+            read = socket.read_buf(&mut input) => read,
+            () = tokio::time::sleep_until(deadline) => return,
+            () = state.shutdown.cancelled() => return,
+        };
+        if !matches!(read, Ok(1..)) {
+            return;
+        }
+    };
+    let connected = packet("40", &serde_json::json!({ "sid": new_id() }));
+    match Feed::open(state.clone(), resume.user_id, resume.start).await {
+        Ok(feed) => direct::serve(
+            socket,
+            Protocol::SocketIo(session),
+            connected.to_vec(),
+            feed,
+            state,
+        ),
+        Err(error) => {
+            let (closing, _) = session.other(Err(error), 0);
+            let _ = socket.write_all(&[connected, closing].concat()).await;
+        }
+    }
+}
+
+enum Before {
+    /// `40`: the resume point, or the `44` frame that refuses the connect.
+    Connect(Result<Resume, Bytes>),
+    Close,
+    Other,
+}
+
+fn before_connect(message: &[u8]) -> Before {
+    let Ok(text) = std::str::from_utf8(message) else {
+        return Before::Other;
+    };
+    if text == "1" {
+        return Before::Close;
+    }
+    let Some(rest) = text.strip_prefix("40") else {
+        return Before::Other;
+    };
+    let auth = match rest.strip_prefix('/') {
+        None => rest,
+        Some(named) => {
+            let (namespace, auth) = named.split_once(',').unwrap_or((named, ""));
+            if !namespace.is_empty() {
+                let refusal = format!("44/{namespace},");
+                return Before::Connect(Err(packet(
+                    &refusal,
+                    &serde_json::json!({"message": "Invalid namespace"}),
+                )));
+            }
+            auth
+        }
+    };
+    let auth = match auth {
+        "" => Ok(Value::Null),
+        json => {
+            serde_json::from_str(json).map_err(|error| format!("auth is not valid JSON: {error}"))
+        }
+    };
+    Before::Connect(
+        auth.and_then(|auth| parse_auth(&auth))
+            .map_err(|message| packet("44", &serde_json::json!({ "message": message }))),
+    )
+}
+
+/// A client's Engine.IO session once it connected to the namespace.
+#[derive(Debug)]
+pub struct Session {
+    inbound: ws_codec::Inbound,
+    unanswered_pings: u8,
+}
+
+impl Session {
+    /// Takes bytes from the client: pongs, and whether it leaves.
+    pub fn push(&mut self, input: &[u8], replies: &mut Vec<Bytes>) -> Read {
+        if let Read::Closing(close) = self.inbound.push(input, replies) {
+            return Read::Closing(close);
+        }
+        for message in self.inbound.take_texts() {
+            match message.as_slice() {
+                [b'3', ..] => self.unanswered_pings = 0,
+                b"1" | b"41" => return Read::Closing(ws_codec::close(close_code::NORMAL, "")),
+                _ => {}
+            }
+        }
+        Read::Open
+    }
+
+    /// The frames for a delivery other than an event, and whether the stream goes on after
+    /// them. `last_sequence` is the feed's, after the delivery.
+    pub fn other(
+        &mut self,
+        delivery: Result<Delivery, DbError>,
+        last_sequence: i64,
+    ) -> (Bytes, bool) {
+        let leaving = |closing: Closing, code, reason| {
+            let frames = [
+                packet("42", &("error", closing)),
+                text("41"),
+                ws_codec::close(code, reason),
+            ];
+            (frames.concat().into(), false)
+        };
+        match delivery {
+            Ok(Delivery::Event(event)) => (event_frame(&event), true),
+            Ok(Delivery::Recovered(recovered)) => (packet("42", &("recovered", recovered)), true),
+            Ok(Delivery::Reset { latest }) => (packet("42", &("reset", Reset::new(latest))), true),
+            Ok(Delivery::KeepAlive) if self.unanswered_pings >= MAX_UNANSWERED_PINGS => {
+                (ws_codec::close(close_code::NORMAL, "ping timeout"), false)
+            }
+            Ok(Delivery::KeepAlive) => {
+                self.unanswered_pings += 1;
+                (text("2"), true)
+            }
+            Ok(Delivery::SlowConsumer) => leaving(
+                Closing::slow_consumer(last_sequence),
+                close_code::POLICY,
+                "slow consumer",
+            ),
+            // A closed connection without a disconnect packet: clients reconnect on their own.
+            Ok(Delivery::Shutdown) => (
+                ws_codec::close(close_code::RESTART, "service restart"),
+                false,
+            ),
+            Err(error) => {
+                tracing::warn!(%error, "Socket.IO stream ends: the event log is unavailable");
+                leaving(
+                    Closing::unavailable(last_sequence),
+                    close_code::ERROR,
+                    "event log unavailable",
+                )
+            }
+        }
+    }
+}
+
+/// A `notification` or `notification:updated` event's frame; the same for every client.
+pub fn event_frame(event: &Broadcast) -> Bytes {
+    let name = match event.event.kind {
+        EventType::Created => "notification",
+        EventType::Delivered | EventType::Failed => "notification:updated",
+    };
+    let payload = format!(
+        "42[\"{name}\",{},{}]",
+        event.notification_json().get(),
+        event.event.sequence
+    );
+    ws_codec::text(payload.as_bytes())
+}
+
+fn open_packet(state: &SharedState) -> Bytes {
+    let ping_interval = u64::try_from(state.streams.keepalive.as_millis()).unwrap_or(u64::MAX);
+    packet(
+        "0",
+        &serde_json::json!({
+            "sid": new_id(),
+            "upgrades": [],
+            "pingInterval": ping_interval,
+            "pingTimeout": PING_TIMEOUT_MS,
+            "maxPayload": MAX_PAYLOAD,
+        }),
+    )
+}
+
+/// A text frame of `prefix` followed by `data` as JSON.
+fn packet(prefix: &str, data: &impl Serialize) -> Bytes {
+    let mut payload = prefix.as_bytes().to_vec();
+    // Our payloads are plain data; serializing them cannot fail.
+    let _ = serde_json::to_writer(&mut payload, data);
+    ws_codec::text(&payload)
+}
+
+fn text(packet: &str) -> Bytes {
+    ws_codec::text(packet.as_bytes())
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::replay::Start;
+
+    #[test]
+    fn only_websockets_opened_without_a_polling_session_are_taken() {
+        assert!(opens_websocket(Some("EIO=4&transport=websocket")));
+        assert!(opens_websocket(Some("transport=websocket&t=abc&EIO=4")));
+        assert!(!opens_websocket(Some("EIO=4&transport=websocket&sid=x1")));
+        assert!(!opens_websocket(Some("EIO=4&transport=polling")));
+        assert!(!opens_websocket(Some("EIO=3&transport=websocket")));
+        assert!(!opens_websocket(None));
+    }
+
+    fn payload(frame: &Bytes) -> &str {
+        std::str::from_utf8(&frame[2..]).unwrap()
+    }
+
+    #[test]
+    fn the_namespace_connect_carries_the_resume_point() {
+        let Before::Connect(Ok(resume)) = before_connect(br#"40{"lastSequence":7,"userId":"u"}"#)
+        else {
+            panic!("a valid connect");
+        };
+        assert_eq!(resume.start, Start::After(7));
+        assert_eq!(resume.user_id.as_deref(), Some("u"));
+        for plain in [&b"40"[..], b"40/,"] {
+            assert!(matches!(
+                before_connect(plain),
+                Before::Connect(Ok(Resume {
+                    start: Start::Live,
+                    user_id: None
+                }))
+            ));
+        }
+        assert!(matches!(before_connect(b"1"), Before::Close));
+        assert!(matches!(before_connect(b"42[\"hi\"]"), Before::Other));
+    }
+
+    #[test]
+    fn a_bad_connect_is_refused_with_a_reason() {
+        let refusal = |message: &[u8]| match before_connect(message) {
+            Before::Connect(Err(frame)) => payload(&frame).to_owned(),
+            _ => panic!("{} was not refused", String::from_utf8_lossy(message)),
+        };
+        assert!(
+            refusal(br#"40{"lastSequence":"soon"}"#)
+                .starts_with(r#"44{"message":"auth.lastSequence"#)
+        );
+        assert!(refusal(b"40{oops").starts_with(r#"44{"message":"auth is not valid JSON"#));
+        assert_eq!(
+            refusal(b"40/admin,{}"),
+            r#"44/admin,{"message":"Invalid namespace"}"#
+        );
+    }
+
+    #[test]
+    fn a_client_that_leaves_pings_unanswered_is_closed() {
+        let mut session = Session {
+            inbound: ws_codec::Inbound::keeping_text(MAX_CLIENT_MESSAGE),
+            unanswered_pings: 0,
+        };
+        for _ in 0..MAX_UNANSWERED_PINGS {
+            let (ping, more) = session.other(Ok(Delivery::KeepAlive), 0);
+            assert_eq!((payload(&ping), more), ("2", true));
+        }
+        let (_, more) = session.other(Ok(Delivery::KeepAlive), 0);
+        assert!(!more, "closed at the third ping");
+
+        session.unanswered_pings = MAX_UNANSWERED_PINGS;
+        let pong = [0x81, 0x81, 0, 0, 0, 0, b'3'];
+        assert_eq!(session.push(&pong, &mut Vec::new()), Read::Open);
+        let (ping, more) = session.other(Ok(Delivery::KeepAlive), 0);
+        assert_eq!(
+            (payload(&ping), more),
+            ("2", true),
+            "a pong resets the count"
+        );
+        let disconnect = [0x81, 0x82, 0, 0, 0, 0, b'4', b'1'];
+        assert!(matches!(
+            session.push(&disconnect, &mut Vec::new()),
+            Read::Closing(_)
+        ));
+    }
+}

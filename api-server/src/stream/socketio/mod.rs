@@ -1,0 +1,158 @@
+//! Socket.IO v4 at `/socket.io/` (namespace `/`), compatible with an unmodified
+//! `socket.io-client` 4.
+//!
+//! Handshake `auth` (all optional): `{"lastSequence": N, "userId": "..."}`; `since` and
+//! `offset` are accepted as other names for `lastSequence`, as a number or a numeric string.
+//! Invalid `auth` fails the connection with a `connect_error` saying why. Events to the client:
+//! - `notification` `(notification, sequence)`: created; the first argument is the plain
+//!   notification object, as the seed emitted it, the second the event's sequence (the
+//!   position to resume from, which for status events differs from `notification.sequence`);
+//! - `notification:updated` `(notification, sequence)`: status changed (delivered or failed);
+//! - `recovered` `{"complete", "lastSequence"}`: after the replay that follows every connect
+//!   (also when nothing was missed); live from here;
+//! - `reset` `{"lastSequence", "message"}`: missed events are no longer kept, refetch;
+//! - `error` `{"code": "slow_consumer" | "unavailable", "message", "lastSequence"}` just
+//!   before the server disconnects the socket (`io server disconnect`).
+//!
+//! On shutdown the server closes every connection without disconnecting the sockets, so
+//! clients see `transport close` and reconnect on their own.
+//!
+//! Two implementations serve it, with the same behaviour:
+//! - clients that open a WebSocket straight away (`transports: ["websocket"]`, the usual
+//!   choice at scale) are served on the direct-stream shards by [`engine`], which speaks just
+//!   the part of Engine.IO 4 and Socket.IO 5 such a client uses;
+//! - everything else (long-polling, the upgrade from it to WebSocket, which is
+//!   `socket.io-client`'s default) by socketioxide, in [`library`].
+
+pub(super) mod engine;
+mod library;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::routing::any;
+use herald_core::notification::MAX_USER_ID_CHARS;
+use serde_json::Value;
+use tower::ServiceExt as _;
+
+use super::params::parse_sequence;
+use super::replay::Start;
+use crate::state::SharedState;
+
+pub(super) const TRANSPORT: &str = "socketio";
+
+/// Mounts Socket.IO at `/socket.io` and below (socketioxide's default path).
+pub fn attach(router: Router, state: &SharedState) -> Router {
+    let library = library::service(state);
+    let state = state.clone();
+    let entry = any(move |request: Request| {
+        let (library, state) = (library.clone(), state.clone());
+        async move {
+            if let Some(peer) = engine::takes(&request) {
+                return engine::accept(&state, peer, request);
+            }
+            match library.oneshot(library::own_request_head(request)).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+    });
+    router
+        .route("/socket.io", entry.clone())
+        .route("/socket.io/", entry.clone())
+        .route("/socket.io/{*rest}", entry)
+}
+
+/// Where a client resumes and what it wants, from the handshake `auth`.
+#[derive(Debug, PartialEq, Eq)]
+struct Resume {
+    start: Start,
+    user_id: Option<String>,
+}
+
+fn parse_auth(auth: &Value) -> Result<Resume, String> {
+    let fields = match auth {
+        Value::Null => {
+            return Ok(Resume {
+                start: Start::Live,
+                user_id: None,
+            });
+        }
+        Value::Object(fields) => fields,
+        _ => {
+            return Err(
+                "auth must be an object like {\"lastSequence\": 42, \"userId\": \"u1\"}".into(),
+            );
+        }
+    };
+    let mut start = Start::Live;
+    for name in ["lastSequence", "since", "offset"] {
+        let after = match fields.get(name) {
+            None | Some(Value::Null) => continue,
+            Some(Value::Number(number)) => number.as_i64().filter(|n| *n >= 0),
+            Some(Value::String(text)) => parse_sequence(text),
+            Some(_) => None,
+        };
+        let after = after.ok_or_else(|| {
+            format!("auth.{name} must be a sequence number (a whole number, 0 or more)")
+        })?;
+        start = Start::After(after);
+        break;
+    }
+    let user_id = match fields.get("userId") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(user))
+            if !user.is_empty() && user.chars().count() <= MAX_USER_ID_CHARS =>
+        {
+            Some(user.clone())
+        }
+        Some(_) => {
+            return Err(format!(
+                "auth.userId must be a non-empty string of at most {MAX_USER_ID_CHARS} characters"
+            ));
+        }
+    };
+    Ok(Resume { start, user_id })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn auth_names_the_resume_point_and_user() {
+        let resume = parse_auth(&json!({"lastSequence": 42, "userId": "u1"})).unwrap();
+        assert_eq!(
+            resume,
+            Resume {
+                start: Start::After(42),
+                user_id: Some("u1".into())
+            }
+        );
+        assert_eq!(
+            parse_auth(&json!({"offset": "7"})).unwrap().start,
+            Start::After(7)
+        );
+        assert_eq!(
+            parse_auth(&json!({"since": 0})).unwrap().start,
+            Start::After(0)
+        );
+        assert_eq!(parse_auth(&Value::Null).unwrap().start, Start::Live);
+        assert_eq!(parse_auth(&json!({})).unwrap().start, Start::Live);
+    }
+
+    #[test]
+    fn bad_auth_is_refused_with_a_reason() {
+        for auth in [
+            json!({"lastSequence": -1}),
+            json!({"lastSequence": "soon"}),
+            json!({"lastSequence": 1.5}),
+            json!({"userId": ""}),
+            json!({"userId": 7}),
+            json!("token"),
+        ] {
+            assert!(parse_auth(&auth).is_err(), "{auth} was accepted");
+        }
+    }
+}
