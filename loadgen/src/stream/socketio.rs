@@ -186,9 +186,7 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(stream: TcpStream, target: &Target) -> anyhow::Result<Self> {
-        let (socket, _) = tokio_tungstenite::client_async(target.ws_url(PATH), stream)
-            .await
-            .context("WebSocket handshake at /socket.io/")?;
+        let socket = super::websocket(stream, target, PATH).await?;
         let mut client = Self { socket };
         let open = client
             .text()

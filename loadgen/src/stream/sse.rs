@@ -1,16 +1,16 @@
 //! Server-Sent Events at `/api/sse/notifications`, read from a streaming HTTP/1.1 response.
+//!
+//! The request and the chunked body are handled here rather than by hyper's client, whose
+//! connection task per client and hand-off of every chunk to the reading task cost the load
+//! generator's core more than the server's SSE writes did with 10,000 clients.
 
 use std::collections::VecDeque;
 
 use anyhow::{Context, bail};
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::{Request, StatusCode, header};
-use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{Kind, LIVE_EVENT, Received};
-use crate::http::Sender;
 use crate::probe::NotificationView;
 use crate::target::Target;
 
@@ -18,41 +18,56 @@ use crate::target::Target;
 const CLOSING_EVENTS: [&str; 2] = ["error", "shutdown"];
 /// Bound on one event, so a server that never ends a line cannot grow memory without limit.
 const MAX_EVENT_BYTES: usize = 1 << 20;
+/// Bound on the response head.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// Bytes read from the socket at a time.
+const READ_SIZE: usize = 4096;
 
 pub struct Client {
-    body: Incoming,
+    socket: TcpStream,
+    body: Body,
     parser: Parser,
     pending: VecDeque<Event>,
-    /// Held so the connection stays open while the response streams.
-    _sender: Sender,
+    read: Vec<u8>,
 }
 
 impl Client {
-    pub async fn connect(stream: TcpStream, target: &Target) -> anyhow::Result<Self> {
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    pub async fn connect(mut socket: TcpStream, target: &Target) -> anyhow::Result<Self> {
+        let path = target.path("/api/sse/notifications");
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
+            target.authority
+        );
+        socket
+            .write_all(request.as_bytes())
             .await
-            .context("HTTP handshake")?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        let request = Request::get(target.path("/api/sse/notifications"))
-            .header(header::HOST, &target.authority)
-            .header(header::ACCEPT, "text/event-stream")
-            .body(Full::new(Bytes::new()))
-            .context("building the SSE request")?;
-        let response = sender
-            .send_request(request)
-            .await
-            .context("GET /api/sse/notifications")?;
-        if response.status() != StatusCode::OK {
-            bail!("GET /api/sse/notifications answered {}", response.status());
-        }
+            .context("sending GET /api/sse/notifications")?;
+        let mut head = Vec::new();
+        let head_end = loop {
+            if let Some(at) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            if head.len() > MAX_HEAD_BYTES {
+                bail!("the SSE response head is over {MAX_HEAD_BYTES} bytes");
+            }
+            if socket
+                .read_buf(&mut head)
+                .await
+                .context("reading the SSE response")?
+                == 0
+            {
+                bail!("the server closed before answering GET /api/sse/notifications");
+            }
+        };
+        let body = Body::of_response(&String::from_utf8_lossy(&head[..head_end]))?;
         let mut client = Self {
-            body: response.into_body(),
+            socket,
+            body,
             parser: Parser::default(),
             pending: VecDeque::new(),
-            _sender: sender,
+            read: Vec::with_capacity(READ_SIZE),
         };
+        client.take(&head[head_end..])?;
         loop {
             match client.event().await? {
                 Some(event) if event.name == LIVE_EVENT => return Ok(client),
@@ -84,16 +99,154 @@ impl Client {
             if let Some(event) = self.pending.pop_front() {
                 return Ok(Some(event));
             }
-            match self.body.frame().await {
-                Some(Ok(frame)) => {
-                    if let Some(data) = frame.data_ref() {
-                        self.parser.push(data, &mut self.pending)?;
-                    }
-                }
-                Some(Err(error)) => return Err(error).context("reading the SSE stream"),
-                None => return Ok(None),
+            if self.body.ended() {
+                return Ok(None);
+            }
+            self.read.clear();
+            let read = self
+                .socket
+                .read_buf(&mut self.read)
+                .await
+                .context("reading the SSE stream")?;
+            if read == 0 {
+                return Ok(None);
+            }
+            let read = std::mem::take(&mut self.read);
+            let taken = self.take(&read);
+            self.read = read;
+            taken?;
+        }
+    }
+
+    /// Takes bytes of the response body.
+    fn take(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        let Self {
+            body,
+            parser,
+            pending,
+            ..
+        } = self;
+        body.push(bytes, |data| parser.push(data, pending))
+    }
+}
+
+/// How the response body is framed.
+#[derive(Debug)]
+enum Body {
+    Chunked(Chunks),
+    /// Until the server closes the connection.
+    UntilClose,
+}
+
+impl Body {
+    /// Checks the status and the framing from the response head.
+    fn of_response(head: &str) -> anyhow::Result<Self> {
+        let mut lines = head.lines();
+        let status = lines.next().unwrap_or_default();
+        if status.split(' ').nth(1) != Some("200") {
+            bail!("GET /api/sse/notifications answered {status:?}");
+        }
+        let chunked = lines.any(|line| {
+            line.split_once(':').is_some_and(|(name, value)| {
+                name.trim().eq_ignore_ascii_case("transfer-encoding")
+                    && value.to_ascii_lowercase().contains("chunked")
+            })
+        });
+        Ok(if chunked {
+            Self::Chunked(Chunks::default())
+        } else {
+            Self::UntilClose
+        })
+    }
+
+    fn ended(&self) -> bool {
+        matches!(self, Self::Chunked(chunks) if chunks.state == ChunkState::Done)
+    }
+
+    fn push(
+        &mut self,
+        bytes: &[u8],
+        data: impl FnMut(&[u8]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        match self {
+            Self::Chunked(chunks) => chunks.push(bytes, data),
+            Self::UntilClose => {
+                let mut data = data;
+                data(bytes)
             }
         }
+    }
+}
+
+/// A chunked body (RFC 9112, section 7.1), decoded as it arrives in any pieces.
+#[derive(Debug, Default)]
+struct Chunks {
+    state: ChunkState,
+    size_line: Vec<u8>,
+    remaining: usize,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+enum ChunkState {
+    #[default]
+    Size,
+    Data,
+    /// The CRLF after a chunk's data; how many bytes of it are still to come.
+    DataEnd(usize),
+    /// The last chunk came (trailers, if any, are not read).
+    Done,
+}
+
+impl Chunks {
+    fn push(
+        &mut self,
+        mut input: &[u8],
+        mut data: impl FnMut(&[u8]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        while !input.is_empty() {
+            match self.state {
+                ChunkState::Size => {
+                    let Some(end) = input.iter().position(|&b| b == b'\n') else {
+                        self.size_line.extend_from_slice(input);
+                        if self.size_line.len() > 1024 {
+                            bail!("a chunk size line is over 1024 bytes");
+                        }
+                        return Ok(());
+                    };
+                    self.size_line.extend_from_slice(&input[..end]);
+                    input = &input[end + 1..];
+                    let line = String::from_utf8_lossy(&self.size_line);
+                    let hex = line.split(';').next().unwrap_or_default().trim();
+                    let size = usize::from_str_radix(hex, 16)
+                        .with_context(|| format!("a bad chunk size line {line:?}"))?;
+                    self.size_line.clear();
+                    (self.state, self.remaining) = if size == 0 {
+                        (ChunkState::Done, 0)
+                    } else {
+                        (ChunkState::Data, size)
+                    };
+                }
+                ChunkState::Data => {
+                    let take = self.remaining.min(input.len());
+                    data(&input[..take])?;
+                    self.remaining -= take;
+                    input = &input[take..];
+                    if self.remaining == 0 {
+                        self.state = ChunkState::DataEnd(2);
+                    }
+                }
+                ChunkState::DataEnd(left) => {
+                    let skip = left.min(input.len());
+                    input = &input[skip..];
+                    self.state = match left - skip {
+                        0 => ChunkState::Size,
+                        left => ChunkState::DataEnd(left),
+                    };
+                }
+                ChunkState::Done => return Ok(()),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -225,6 +378,43 @@ mod tests {
         assert!(parse(&["event: ping\n\n"]).is_empty());
         // Not finished until the blank line.
         assert!(parse(&["event: x\ndata: 1\n"]).is_empty());
+    }
+
+    #[test]
+    fn chunked_bodies_decode_across_any_split() {
+        let body = b"7\r\nevent: \r\n1c;ext=1\r\nnotification\ndata: {\"a\":1}\n\n\r\n0\r\n\r\n";
+        for split in 0..body.len() {
+            let mut chunks = Chunks::default();
+            let mut decoded = Vec::new();
+            for part in [&body[..split], &body[split..]] {
+                chunks
+                    .push(part, |data| {
+                        decoded.extend_from_slice(data);
+                        Ok(())
+                    })
+                    .unwrap();
+            }
+            assert_eq!(
+                String::from_utf8_lossy(&decoded),
+                "event: notification\ndata: {\"a\":1}\n\n",
+                "split at {split}"
+            );
+            assert_eq!(chunks.state, ChunkState::Done);
+        }
+        let mut chunks = Chunks::default();
+        assert!(chunks.push(b"zz\r\n", |_| Ok(())).is_err());
+    }
+
+    #[test]
+    fn the_response_head_must_be_a_200() {
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(matches!(Body::of_response(head), Ok(Body::Chunked(_))));
+        assert!(matches!(
+            Body::of_response("HTTP/1.0 200 OK\r\n\r\n"),
+            Ok(Body::UntilClose)
+        ));
+        let refused = Body::of_response("HTTP/1.1 503 Service Unavailable\r\n\r\n");
+        assert!(refused.unwrap_err().to_string().contains("503"));
     }
 
     #[test]

@@ -26,9 +26,7 @@ struct Frame {
 
 impl Client {
     pub async fn connect(stream: TcpStream, target: &Target) -> anyhow::Result<Self> {
-        let (socket, _) = tokio_tungstenite::client_async(target.ws_url("/api/ws"), stream)
-            .await
-            .context("WebSocket handshake at /api/ws")?;
+        let socket = super::websocket(stream, target, "/api/ws").await?;
         let mut client = Self { socket };
         loop {
             match client.frame().await? {
