@@ -96,6 +96,10 @@ struct ClientEnd {
     tally: Tally,
     /// Why the stream ended before the run did, if it did.
     lost: Option<String>,
+    /// Kept open until every client is done: clients that hang up while others still wait
+    /// for the last notification would measure the server's (and loadgen's) teardown of
+    /// their connections instead.
+    _subscriber: Subscriber,
 }
 
 pub async fn run(args: FanoutArgs) -> Result<(), Failure> {
@@ -271,11 +275,9 @@ async fn receive(
     messages: u64,
     stop: CancellationToken,
 ) -> ClientEnd {
-    let mut end = ClientEnd {
-        tally: Tally::new(messages),
-        lost: None,
-    };
-    while end.tally.unique() < messages {
+    let mut tally = Tally::new(messages);
+    let mut lost = None;
+    while tally.unique() < messages {
         let received = tokio::select! {
             () = stop.cancelled() => break,
             received = subscriber.next() => received,
@@ -286,20 +288,24 @@ async fn receive(
                 if received.kind == Kind::Created
                     && let Some((index, sent_at)) = received.notification.probe_of(&run)
                 {
-                    end.tally.record(index, sent_at, now);
+                    tally.record(index, sent_at, now);
                 }
             }
             Ok(None) => {
-                end.lost = Some("the server ended the stream".into());
+                lost = Some("the server ended the stream".into());
                 break;
             }
             Err(error) => {
-                end.lost = Some(format!("{error:#}"));
+                lost = Some(format!("{error:#}"));
                 break;
             }
         }
     }
-    end
+    ClientEnd {
+        tally,
+        lost,
+        _subscriber: subscriber,
+    }
 }
 
 fn round2(value: f64) -> f64 {
