@@ -63,12 +63,39 @@ impl KafkaArgs {
     pub fn client_config(&self, brokers: &str) -> Result<rdkafka::ClientConfig, String> {
         let mut config = rdkafka::ClientConfig::new();
         config.set("bootstrap.servers", brokers);
-        for property in &self.kafka_properties {
+        // Blank entries (an empty variable, a trailing comma) are what templates render for
+        // "nothing to add".
+        for property in self.kafka_properties.iter().filter(|p| !p.trim().is_empty()) {
             let (key, value) = property
                 .split_once('=')
                 .ok_or_else(|| format!("KAFKA_PROPERTIES entry {property:?} is not key=value"))?;
             config.set(key.trim(), value.trim());
         }
         Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kafka_args(properties: &[&str]) -> KafkaArgs {
+        KafkaArgs {
+            kafka_brokers: None,
+            notifications_topic: "n".into(),
+            dead_letter_topic: "d".into(),
+            kafka_properties: properties.iter().map(|p| (*p).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn kafka_properties_skip_blank_entries_and_refuse_malformed_ones() {
+        let config = kafka_args(&["", " linger.ms = 5 ", "  "])
+            .client_config("b:9092")
+            .unwrap();
+        assert_eq!(config.get("linger.ms"), Some("5"));
+        assert_eq!(config.get("bootstrap.servers"), Some("b:9092"));
+        let error = kafka_args(&["acks"]).client_config("b:9092").unwrap_err();
+        assert!(error.contains("\"acks\" is not key=value"), "{error}");
     }
 }
