@@ -65,7 +65,11 @@ impl KafkaArgs {
         config.set("bootstrap.servers", brokers);
         // Blank entries (an empty variable, a trailing comma) are what templates render for
         // "nothing to add".
-        for property in self.kafka_properties.iter().filter(|p| !p.trim().is_empty()) {
+        for property in self
+            .kafka_properties
+            .iter()
+            .filter(|p| !p.trim().is_empty())
+        {
             let (key, value) = property
                 .split_once('=')
                 .ok_or_else(|| format!("KAFKA_PROPERTIES entry {property:?} is not key=value"))?;

@@ -153,6 +153,11 @@ fn fanout_over_socket_io() {
 }
 
 #[test]
+fn fanout_over_socket_io_upgraded_from_long_polling() {
+    fanout("socketio-upgrade");
+}
+
+#[test]
 fn e2e_in_embedded_mode_sees_every_notification_delivered() {
     let server = Server::embedded_api();
     for transport in ["ws", "sse", "socketio"] {

@@ -17,8 +17,12 @@ use crate::target::Target;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
-    /// Socket.IO v4 over its WebSocket transport, at /socket.io/.
+    /// Socket.IO v4 over a WebSocket opened straight away (socket.io-client's
+    /// `transports: ["websocket"]`), at /socket.io/.
     Socketio,
+    /// Socket.IO v4 as socket.io-client connects by default: an Engine.IO long-polling
+    /// handshake, then the upgrade of that session to a WebSocket (on the same connection).
+    SocketioUpgrade,
     /// Plain WebSocket with JSON frames, at /api/ws.
     Ws,
     /// Server-Sent Events, at /api/sse/notifications.
@@ -29,6 +33,7 @@ impl Transport {
     pub fn name(self) -> &'static str {
         match self {
             Self::Socketio => "socketio",
+            Self::SocketioUpgrade => "socketio-upgrade",
             Self::Ws => "ws",
             Self::Sse => "sse",
         }
@@ -62,6 +67,45 @@ pub struct Received {
 
 /// What every transport's server sends once the stream is live.
 const LIVE_EVENT: &str = "recovered";
+
+/// Reads an HTTP/1.1 response head: the head, and what came after it.
+async fn read_head(socket: &mut TcpStream, what: &str) -> anyhow::Result<(String, Vec<u8>)> {
+    use tokio::io::AsyncReadExt as _;
+    const MAX_HEAD_BYTES: usize = 16 * 1024;
+    let mut bytes = Vec::new();
+    loop {
+        if let Some(at) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&bytes[..at + 4]).into_owned();
+            return Ok((head, bytes.split_off(at + 4)));
+        }
+        if bytes.len() > MAX_HEAD_BYTES {
+            anyhow::bail!("the response head to {what} is over {MAX_HEAD_BYTES} bytes");
+        }
+        let read = socket
+            .read_buf(&mut bytes)
+            .await
+            .with_context(|| format!("reading the response to {what}"))?;
+        if read == 0 {
+            anyhow::bail!("the server closed before answering {what}");
+        }
+    }
+}
+
+/// A response head's status code, if its status line has one.
+fn status_of(head: &str) -> Option<u16> {
+    head.lines().next()?.split(' ').nth(1)?.parse().ok()
+}
+
+/// A response head's header value (the first, by case-insensitive name).
+fn header_of<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|line| {
+        let (field, value) = line.split_once(':')?;
+        field
+            .trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| value.trim())
+    })
+}
 
 /// The WebSocket handshake at `path`, with a read buffer sized for notification frames:
 /// tungstenite's default (128 KiB) is zeroed on every read, which took half of loadgen's CPU
@@ -103,6 +147,9 @@ impl Subscriber {
             anyhow::Ok(match transport {
                 Transport::Socketio => {
                     Self::SocketIo(socketio::Client::connect(stream, target).await?)
+                }
+                Transport::SocketioUpgrade => {
+                    Self::SocketIo(socketio::Client::connect_upgrading(stream, target).await?)
                 }
                 Transport::Ws => Self::Ws(ws::Client::connect(stream, target).await?),
                 Transport::Sse => Self::Sse(sse::Client::connect(stream, target).await?),

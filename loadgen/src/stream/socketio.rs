@@ -23,6 +23,7 @@ use crate::probe::NotificationView;
 use crate::target::Target;
 
 const PATH: &str = "/socket.io/?EIO=4&transport=websocket";
+const POLLING: &str = "/socket.io/?EIO=4&transport=polling";
 
 /// An Engine.IO v4 packet.
 #[derive(Debug, PartialEq, Eq)]
@@ -184,6 +185,11 @@ pub struct Client {
     socket: WebSocketStream<TcpStream>,
 }
 
+#[derive(Deserialize)]
+struct Handshake {
+    sid: String,
+}
+
 impl Client {
     pub async fn connect(stream: TcpStream, target: &Target) -> anyhow::Result<Self> {
         let socket = super::websocket(stream, target, PATH).await?;
@@ -195,6 +201,69 @@ impl Client {
         if !matches!(parse_engine(&open)?, EnginePacket::Open(_)) {
             bail!("expected the Engine.IO open packet, got {open:?}");
         }
+        client.join().await
+    }
+
+    /// Opens the session with a long-polling handshake, then upgrades it to a WebSocket on
+    /// the same connection (Engine.IO's probe: `2probe`, `3probe`, then `5`), and connects to
+    /// the namespace over it.
+    pub async fn connect_upgrading(mut stream: TcpStream, target: &Target) -> anyhow::Result<Self> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let handshake = target.path(POLLING);
+        stream
+            .write_all(
+                format!(
+                    "GET {handshake} HTTP/1.1\r\nHost: {}\r\n\r\n",
+                    target.authority
+                )
+                .as_bytes(),
+            )
+            .await
+            .context("sending the Engine.IO handshake")?;
+        let (head, mut body) = super::read_head(&mut stream, "the Engine.IO handshake").await?;
+        if super::status_of(&head) != Some(200) {
+            bail!("the Engine.IO handshake answered {head:?}");
+        }
+        let length: usize = super::header_of(&head, "content-length")
+            .and_then(|length| length.parse().ok())
+            .context("the Engine.IO handshake response has no content-length")?;
+        while body.len() < length {
+            if stream
+                .read_buf(&mut body)
+                .await
+                .context("reading the handshake")?
+                == 0
+            {
+                bail!("the server closed during the Engine.IO handshake");
+            }
+        }
+        let body = String::from_utf8_lossy(&body);
+        let open = match parse_engine(&body)? {
+            EnginePacket::Open(open) => open,
+            _ => bail!("expected the Engine.IO open packet, got {body:?}"),
+        };
+        let Handshake { sid } = serde_json::from_str(open)
+            .with_context(|| format!("an unexpected open packet {open:?}"))?;
+        let path = format!("{PATH}&sid={sid}");
+        let socket = super::websocket(stream, target, &path).await?;
+        let mut client = Self { socket };
+        client.send("2probe").await?;
+        loop {
+            let text = client
+                .text()
+                .await?
+                .context("the server closed during the upgrade")?;
+            if parse_engine(&text)? == EnginePacket::Pong("probe") {
+                break;
+            }
+        }
+        client.send("5").await?;
+        client.join().await
+    }
+
+    /// Connects to namespace `/` and waits until the stream is live.
+    async fn join(self) -> anyhow::Result<Self> {
+        let mut client = self;
         client.send("40").await?;
         loop {
             let text = client

@@ -18,8 +18,6 @@ use crate::target::Target;
 const CLOSING_EVENTS: [&str; 2] = ["error", "shutdown"];
 /// Bound on one event, so a server that never ends a line cannot grow memory without limit.
 const MAX_EVENT_BYTES: usize = 1 << 20;
-/// Bound on the response head.
-const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// Bytes read from the socket at a time.
 const READ_SIZE: usize = 4096;
 
@@ -42,24 +40,8 @@ impl Client {
             .write_all(request.as_bytes())
             .await
             .context("sending GET /api/sse/notifications")?;
-        let mut head = Vec::new();
-        let head_end = loop {
-            if let Some(at) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-                break at + 4;
-            }
-            if head.len() > MAX_HEAD_BYTES {
-                bail!("the SSE response head is over {MAX_HEAD_BYTES} bytes");
-            }
-            if socket
-                .read_buf(&mut head)
-                .await
-                .context("reading the SSE response")?
-                == 0
-            {
-                bail!("the server closed before answering GET /api/sse/notifications");
-            }
-        };
-        let body = Body::of_response(&String::from_utf8_lossy(&head[..head_end]))?;
+        let (head, rest) = super::read_head(&mut socket, "GET /api/sse/notifications").await?;
+        let body = Body::of_response(&head)?;
         let mut client = Self {
             socket,
             body,
@@ -67,7 +49,7 @@ impl Client {
             pending: VecDeque::new(),
             read: Vec::with_capacity(READ_SIZE),
         };
-        client.take(&head[head_end..])?;
+        client.take(&rest)?;
         loop {
             match client.event().await? {
                 Some(event) if event.name == LIVE_EVENT => return Ok(client),
@@ -141,17 +123,12 @@ enum Body {
 impl Body {
     /// Checks the status and the framing from the response head.
     fn of_response(head: &str) -> anyhow::Result<Self> {
-        let mut lines = head.lines();
-        let status = lines.next().unwrap_or_default();
-        if status.split(' ').nth(1) != Some("200") {
+        if super::status_of(head) != Some(200) {
+            let status = head.lines().next().unwrap_or_default();
             bail!("GET /api/sse/notifications answered {status:?}");
         }
-        let chunked = lines.any(|line| {
-            line.split_once(':').is_some_and(|(name, value)| {
-                name.trim().eq_ignore_ascii_case("transfer-encoding")
-                    && value.to_ascii_lowercase().contains("chunked")
-            })
-        });
+        let chunked = super::header_of(head, "transfer-encoding")
+            .is_some_and(|value| value.to_ascii_lowercase().contains("chunked"));
         Ok(if chunked {
             Self::Chunked(Chunks::default())
         } else {
