@@ -27,7 +27,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::super::direct::{self, Protocol};
-use super::super::replay::{Delivery, Feed};
+use super::super::replay::{Delivery, Feed, Start};
 use super::super::wire::{Closing, Reset};
 use super::super::ws;
 use super::super::ws_codec::{self, Read, close_code};
@@ -134,6 +134,10 @@ async fn connect(mut socket: TcpStream, mut input: Vec<u8>, state: SharedState) 
         }
     };
     let connected = packet("40", &serde_json::json!({ "sid": new_id() }));
+    let resume_from = match resume.start {
+        Start::After(after) => after,
+        Start::Live => 0,
+    };
     match Feed::open(state.clone(), resume.user_id, resume.start).await {
         Ok(feed) => direct::serve(
             socket,
@@ -143,7 +147,8 @@ async fn connect(mut socket: TcpStream, mut input: Vec<u8>, state: SharedState) 
             state,
         ),
         Err(error) => {
-            let (closing, _) = session.other(Err(error), 0);
+            // Where the client asked to resume is still where it should.
+            let (closing, _) = session.other(Err(error), resume_from);
             let _ = socket.write_all(&[connected, closing].concat()).await;
         }
     }
@@ -310,7 +315,6 @@ fn new_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::replay::Start;
 
     #[test]
     fn only_websockets_opened_without_a_polling_session_are_taken() {
