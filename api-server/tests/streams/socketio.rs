@@ -92,6 +92,38 @@ async fn invalid_handshake_auth_is_refused_with_a_reason() {
 }
 
 #[tokio::test]
+async fn a_namespace_other_than_the_root_is_refused() {
+    let server = Server::embedded(&[]).await;
+    for transports in Transports::ALL {
+        let url = format!("{}/admin", server.base);
+        let mut client = SocketIoClient::connect_over(transports, &url, None).await;
+        let refused = client.expect("connect_error").await;
+        assert_eq!(refused["message"], "Invalid namespace", "{transports:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_websocket_client_that_answers_no_ping_is_closed() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let server = Server::embedded(&[("STREAM_KEEPALIVE_SECONDS", "1")]).await;
+    let mut socket = crate::clients::stalled_socket_io(server.port).await;
+    // Read everything, answer nothing: the second unanswered ping ends the connection.
+    let pings = crate::clients::within("the connection to close", async {
+        let mut pings = 0;
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Text(text))) if text.as_str() == "2" => pings += 1,
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return pings,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(pings >= 2, "closed after {pings} pings");
+}
+
+#[tokio::test]
 async fn clients_that_answer_pings_stay_connected() {
     let server = Server::embedded(&[("STREAM_KEEPALIVE_SECONDS", "1")]).await;
     for transports in Transports::ALL {
