@@ -205,7 +205,8 @@ pub struct Session {
 }
 
 impl Session {
-    /// Takes bytes from the client: pongs, and whether it leaves.
+    /// Takes bytes from the client: pongs, connects to other namespaces (refused), and
+    /// whether it leaves.
     pub fn push(&mut self, input: &[u8], replies: &mut Vec<Bytes>) -> Read {
         if let Read::Closing(close) = self.inbound.push(input, replies) {
             return Read::Closing(close);
@@ -214,6 +215,12 @@ impl Session {
             match message.as_slice() {
                 [b'3', ..] => self.unanswered_pings = 0,
                 b"1" | b"41" => return Read::Closing(ws_codec::close(close_code::NORMAL, "")),
+                // A client multiplexing namespaces over this connection waits for an answer.
+                [b'4', b'0', b'/', ..] => {
+                    if let Before::Connect(Err(refusal)) = before_connect(&message) {
+                        replies.push(refusal);
+                    }
+                }
                 _ => {}
             }
         }
@@ -369,7 +376,7 @@ mod tests {
     }
 
     #[test]
-    fn a_client_that_leaves_pings_unanswered_is_closed() {
+    fn a_connected_client_answers_pings_is_refused_other_namespaces_and_leaves() {
         let mut session = Session {
             inbound: ws_codec::Inbound::keeping_text(MAX_CLIENT_MESSAGE),
             unanswered_pings: 0,
@@ -389,6 +396,16 @@ mod tests {
             (payload(&ping), more),
             ("2", true),
             "a pong resets the count"
+        );
+        let mut replies = Vec::new();
+        let other_namespace = [
+            0x81, 0x89, 0, 0, 0, 0, b'4', b'0', b'/', b'a', b'd', b'm', b'i', b'n', b',',
+        ];
+        assert_eq!(session.push(&other_namespace, &mut replies), Read::Open);
+        assert_eq!(replies.len(), 1);
+        assert_eq!(
+            payload(&replies[0]),
+            r#"44/admin,{"message":"Invalid namespace"}"#
         );
         let disconnect = [0x81, 0x82, 0, 0, 0, 0, b'4', b'1'];
         assert!(matches!(
