@@ -1,10 +1,6 @@
-//! Streams served straight on their sockets: Server-Sent Events, plain WebSocket and
-//! Socket.IO-over-WebSocket connections [detached](crate::connection::Detach) from hyper.
-//!
-//! A client first catches up from the event log in a task of its own. Once live, it joins a
-//! shard: one task that, for every item the fan-out sends, takes each of its clients' ready
-//! deliveries and writes them straight to the socket, without waking a task per client, and
-//! with the bytes of each event built once for all of them. A socket that takes only part of
+//! A shard: one task that serves its clients' streams on their sockets. For every item the
+//! fan-out sends, it takes each client's ready deliveries and writes them straight to the
+//! socket, with the bytes of each event built once per round. A socket that takes only part of
 //! a write keeps the rest; that client gets nothing more until the socket drains, and is cut
 //! as a slow consumer once more than the stream buffer behind. The shard learns that a
 //! socket drained, or that its client sent something (a WebSocket ping, a hang-up), through a
@@ -12,255 +8,24 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Duration;
 
 use axum::body::Bytes;
 use futures::task::AtomicWaker;
-use herald_core::db::DbError;
-use herald_core::fanout::{Broadcast, FanoutItem};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use herald_core::fanout::FanoutItem;
 use tokio::sync::broadcast::{self, error::RecvError};
-use tokio::sync::mpsc;
 
-use super::replay::{ConnectionGauge, Delivery, Feed, Step, StreamCounters};
-use super::socketio::{self, engine};
-use super::{sse, ws, ws_codec};
+use super::super::replay::{Delivery, Step};
+use super::super::ws_codec;
+use super::protocol::{Counters, Protocol};
+use super::{Client, ShardInbox, catch_up};
 use crate::state::SharedState;
 
-/// A catching-up client is written to once this much is gathered.
-const CATCH_UP_WRITE: usize = 32 * 1024;
 /// Reads of a client's socket per turn (of 512 bytes each).
 const MAX_READS: usize = 16;
 /// Clients served between two yields to the rest of the process.
 const ROUND_SLICE: usize = 128;
-/// How long a catching-up client that does not read may hold up shutdown.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
-/// The end of a chunked body.
-const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
-
-/// How a client's stream is framed on its socket.
-#[derive(Debug)]
-pub enum Protocol {
-    /// Server-Sent Events in a chunked HTTP/1.1 body.
-    Sse,
-    /// WebSocket frames, after the handshake.
-    WebSocket(ws_codec::Inbound),
-    /// Engine.IO packets in WebSocket frames, once connected to the namespace.
-    SocketIo(engine::Session),
-}
-
-impl Protocol {
-    fn transport(&self) -> &'static str {
-        match self {
-            Self::Sse => sse::TRANSPORT,
-            Self::WebSocket(_) => ws::TRANSPORT,
-            Self::SocketIo(_) => socketio::TRANSPORT,
-        }
-    }
-
-    /// The bytes of a notification event: the same for every client of this protocol.
-    fn event(&self, event: &Broadcast) -> Bytes {
-        match self {
-            Self::Sse => chunk(&sse::event_frame(event)),
-            Self::WebSocket(_) => ws_codec::text(ws::event_text(event).as_bytes()),
-            Self::SocketIo(_) => engine::event_frame(event),
-        }
-    }
-
-    /// The bytes of any other delivery, and whether the stream goes on after them.
-    /// `last_sequence` is the feed's, after the delivery.
-    fn other(&mut self, delivery: Result<Delivery, DbError>, last_sequence: i64) -> (Bytes, bool) {
-        match self {
-            Self::Sse => {
-                let (frame, more) = sse::frame(delivery, last_sequence);
-                let mut bytes = Vec::with_capacity(frame.len() + 16);
-                push_chunk(&mut bytes, &frame);
-                if !more {
-                    bytes.extend_from_slice(LAST_CHUNK);
-                }
-                (bytes.into(), more)
-            }
-            Self::WebSocket(_) => match ws::outgoing(delivery) {
-                ws::Outgoing::Text(text) => (ws_codec::text(text.as_bytes()), true),
-                ws::Outgoing::Ping => (ws_codec::ping(), true),
-                ws::Outgoing::Close(code, reason) => (ws_codec::close(code, reason), false),
-            },
-            Self::SocketIo(session) => session.other(delivery, last_sequence),
-        }
-    }
-
-    /// This protocol's counters, from the shard's.
-    fn counters<'a>(&self, counters: &'a Counters) -> &'a StreamCounters {
-        match self {
-            Self::Sse => &counters.sse,
-            Self::WebSocket(_) => &counters.ws,
-            Self::SocketIo(_) => &counters.socketio,
-        }
-    }
-}
-
-struct Counters {
-    sse: StreamCounters,
-    ws: StreamCounters,
-    socketio: StreamCounters,
-}
-
-impl Counters {
-    fn new(state: &SharedState) -> Self {
-        Self {
-            sse: StreamCounters::new(state, sse::TRANSPORT),
-            ws: StreamCounters::new(state, ws::TRANSPORT),
-            socketio: StreamCounters::new(state, socketio::TRANSPORT),
-        }
-    }
-}
-
-/// Hands live clients to the shards, in turn.
-pub struct DirectStreams {
-    shards: Vec<mpsc::UnboundedSender<Client>>,
-    next: AtomicUsize,
-}
-
-/// A shard's incoming clients; run it with [`run_shard`].
-pub struct ShardInbox(mpsc::UnboundedReceiver<Client>);
-
-impl DirectStreams {
-    /// `shards` tasks will write (at least one): one per core keeps every core busy.
-    pub fn new(shards: usize) -> (Self, Vec<ShardInbox>) {
-        let (senders, inboxes) = (0..shards.max(1))
-            .map(|_| {
-                let (sender, receiver) = mpsc::unbounded_channel();
-                (sender, ShardInbox(receiver))
-            })
-            .unzip();
-        let streams = Self {
-            shards: senders,
-            next: AtomicUsize::new(0),
-        };
-        (streams, inboxes)
-    }
-
-    fn join(&self, client: Client) {
-        let shard = self.next.fetch_add(1, Ordering::Relaxed) % self.shards.len();
-        // The shards stop only at shutdown, when the client's feed would end it anyway.
-        let _ = self.shards[shard].send(client);
-    }
-}
-
-/// Serves the stream of `feed` on `socket`, whose response head has been written; `first`
-/// goes out before anything else.
-pub fn serve(
-    socket: TcpStream,
-    protocol: Protocol,
-    first: Vec<u8>,
-    feed: Feed,
-    state: SharedState,
-) {
-    let client = Client {
-        _gauge: ConnectionGauge::open(&state, protocol.transport()),
-        socket,
-        protocol,
-        feed,
-        unsent: first,
-    };
-    tokio::spawn(catch_up(client, state));
-}
-
-pub struct Client {
-    socket: TcpStream,
-    protocol: Protocol,
-    feed: Feed,
-    /// Bytes meant for the client that its socket did not take yet.
-    unsent: Vec<u8>,
-    _gauge: ConnectionGauge,
-}
-
-/// Writes what the client missed (and, at first, the `recovered` event), then hands the
-/// client to a shard; also how a live client catches up after the fan-out resynchronizes.
-async fn catch_up(mut client: Client, state: SharedState) {
-    let counters = StreamCounters::new(&state, client.protocol.transport());
-    let mut out = std::mem::take(&mut client.unsent);
-    loop {
-        let (bytes, more) = match client.feed.try_next() {
-            Step::Idle => break,
-            Step::ReadLog => {
-                if !write_out(&mut client, &mut out, &state, &counters).await {
-                    return;
-                }
-                match client.feed.read_log().await {
-                    Ok(()) => continue,
-                    Err(error) => client
-                        .protocol
-                        .other(Err(error), client.feed.last_sequence()),
-                }
-            }
-            Step::Ready(Delivery::Event(event)) => {
-                counters.deliveries.inc();
-                (client.protocol.event(&event), true)
-            }
-            Step::Ready(delivery) => {
-                if matches!(delivery, Delivery::SlowConsumer) {
-                    counters.slow_consumers.inc();
-                }
-                client
-                    .protocol
-                    .other(Ok(delivery), client.feed.last_sequence())
-            }
-        };
-        out.extend_from_slice(&bytes);
-        if !more {
-            write_out(&mut client, &mut out, &state, &counters).await;
-            return;
-        }
-        if out.len() >= CATCH_UP_WRITE && !write_out(&mut client, &mut out, &state, &counters).await
-        {
-            return;
-        }
-    }
-    if write_out(&mut client, &mut out, &state, &counters).await {
-        state.direct_streams.join(client);
-    }
-}
-
-/// Writes `out` to a catching-up client; false if the client is gone, was cut as too slow,
-/// or did not take it within a grace period after shutdown.
-async fn write_out(
-    client: &mut Client,
-    out: &mut Vec<u8>,
-    state: &SharedState,
-    counters: &StreamCounters,
-) -> bool {
-    let written = tokio::select! {
-        written = client.socket.write_all(out) => written.is_ok(),
-        () = client.feed.fell_behind() => {
-            counters.slow_consumers.inc();
-            false
-        }
-        () = async {
-            state.shutdown.cancelled().await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => false,
-    };
-    out.clear();
-    written
-}
-
-/// Appends `frame` as one chunk of a chunked body.
-fn push_chunk(out: &mut Vec<u8>, frame: &[u8]) {
-    out.extend_from_slice(format!("{:x}\r\n", frame.len()).as_bytes());
-    out.extend_from_slice(frame);
-    out.extend_from_slice(b"\r\n");
-}
-
-fn chunk(frame: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(frame.len() + 12);
-    push_chunk(&mut out, frame);
-    out.into()
-}
 
 /// Clients whose sockets are ready, named by the wakers the shard gave their sockets.
 #[derive(Default)]
@@ -483,26 +248,14 @@ fn read_client(member: &mut Member) -> Verdict {
             Poll::Ready(Err(_)) => break Verdict::Leave,
             Poll::Ready(Ok(())) => match client.socket.try_read(&mut scratch) {
                 Ok(0) => break Verdict::Leave,
-                Ok(read) => match &mut client.protocol {
-                    // Nothing a client sends on an event stream means anything.
-                    Protocol::Sse => {}
-                    Protocol::WebSocket(inbound) => {
-                        if let ws_codec::Read::Closing(close) =
-                            inbound.push(&scratch[..read], &mut replies)
-                        {
-                            replies.push(close);
-                            break Verdict::Leave;
-                        }
+                Ok(read) => {
+                    if let ws_codec::Read::Closing(close) =
+                        client.protocol.read(&scratch[..read], &mut replies)
+                    {
+                        replies.push(close);
+                        break Verdict::Leave;
                     }
-                    Protocol::SocketIo(session) => {
-                        if let ws_codec::Read::Closing(close) =
-                            session.push(&scratch[..read], &mut replies)
-                        {
-                            replies.push(close);
-                            break Verdict::Leave;
-                        }
-                    }
-                },
+                }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => break Verdict::Leave,
             },
