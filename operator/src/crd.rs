@@ -143,6 +143,12 @@ pub struct ServiceSpec {
     #[serde(default = "default_service_port")]
     #[schemars(range(min = 1, max = 65535))]
     pub port: i32,
+    /// `ClientIP` keeps each client on one api-server replica. With more than one replica,
+    /// Socket.IO clients on long-polling (socket.io-client's default) need that, unless the
+    /// ingress in front keeps them on one replica itself (ingress-nginx talks to the pods
+    /// directly: use its cookie affinity). WebSocket, SSE and REST clients do not need it.
+    #[serde(default, rename = "sessionAffinity")]
+    pub session_affinity: SessionAffinity,
 }
 
 impl Default for ServiceSpec {
@@ -150,6 +156,24 @@ impl Default for ServiceSpec {
         Self {
             type_: ServiceType::default(),
             port: default_service_port(),
+            session_affinity: SessionAffinity::default(),
+        }
+    }
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum SessionAffinity {
+    #[default]
+    None,
+    #[serde(rename = "ClientIP")]
+    ClientIp,
+}
+
+impl SessionAffinity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "None",
+            Self::ClientIp => "ClientIP",
         }
     }
 }

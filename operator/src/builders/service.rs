@@ -11,13 +11,18 @@ use crate::crd::NotificationPlatform;
 
 pub fn api_service(platform: &NotificationPlatform) -> Service {
     let spec = &platform.spec.api.service;
-    service(
+    let mut service = service(
         platform,
         Component::Api,
         spec.type_.as_str(),
         service_port("http", spec.port, "http"),
         API_PORT,
-    )
+    );
+    if let Some(service) = service.spec.as_mut() {
+        // Always set, so that going back to `None` is applied too.
+        service.session_affinity = Some(spec.session_affinity.as_str().to_owned());
+    }
+    service
 }
 
 pub fn processor_service(platform: &NotificationPlatform) -> Service {
@@ -74,7 +79,7 @@ mod tests {
     use super::*;
     use crate::builders::test_fixtures::platform;
     use crate::builders::{api_deployment, processor_deployment};
-    use crate::crd::ServiceType;
+    use crate::crd::{ServiceType, SessionAffinity};
 
     #[test]
     fn api_service_uses_spec_type_and_port_and_targets_http() {
@@ -83,9 +88,14 @@ mod tests {
         p.spec.api.service.port = 8080;
         let spec = api_service(&p).spec.unwrap();
         assert_eq!(spec.type_.as_deref(), Some("LoadBalancer"));
+        assert_eq!(spec.session_affinity.as_deref(), Some("None"));
         let port = &spec.ports.unwrap()[0];
         assert_eq!(port.port, 8080);
         assert_eq!(port.target_port, Some(IntOrString::String("http".into())));
+
+        p.spec.api.service.session_affinity = SessionAffinity::ClientIp;
+        let spec = api_service(&p).spec.unwrap();
+        assert_eq!(spec.session_affinity.as_deref(), Some("ClientIP"));
     }
 
     #[test]
