@@ -26,7 +26,7 @@ pub struct AppState {
     pub kafka: Option<KafkaProbe>,
     pub streams: StreamSettings,
     pub open_streams: crate::stream::OpenStreams,
-    /// The SSE and WebSocket streams detached from hyper.
+    /// The SSE, WebSocket and Socket.IO-over-WebSocket streams detached from hyper.
     pub direct_streams: crate::stream::DirectStreams,
     /// Server-Sent Events streams served by hyper, watched for clients that stopped reading.
     pub stalls: crate::stream::Stalls,

@@ -22,6 +22,7 @@ use super::super::replay::{ConnectionGauge, Delivery, Feed, Start, StreamCounter
 use super::super::wire::{Closing, Reset};
 use super::{Resume, TRANSPORT, parse_auth};
 use crate::state::SharedState;
+
 /// Clients send next to nothing (pongs, the connect packet), so a small read buffer does;
 /// engineioxide's default (4 KiB) is allocated for every connection.
 const WS_READ_BUFFER: usize = 1024;
