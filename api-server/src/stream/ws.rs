@@ -51,11 +51,7 @@ pub async fn upgrade(
     mut request: Request,
 ) -> ApiResult<Response> {
     let params = StreamParams::parse(query)?;
-    let accept = handshake(request.method(), request.headers())?;
-    let upgrade = request
-        .extensions_mut()
-        .remove::<OnUpgrade>()
-        .ok_or_else(upgrade_required)?;
+    let (accept, upgrade) = take_upgrade(&mut request)?;
     // Subscribed before the handshake completes, so a client may rely on everything that
     // happens after it connected.
     let start = params.start();
@@ -82,13 +78,21 @@ pub async fn upgrade(
     Ok(switching_protocols(accept))
 }
 
-/// For a request whose connection cannot be upgraded.
-pub(super) fn upgrade_required() -> ApiError {
-    ApiError::new(
-        StatusCode::UPGRADE_REQUIRED,
-        "websocket_required",
-        "this connection cannot be upgraded to a WebSocket (HTTP/1.1 only)".to_owned(),
-    )
+/// Checks a WebSocket handshake and takes its upgrade: the `Sec-WebSocket-Accept` to answer
+/// with, and what completes once the 101 is sent.
+pub(super) fn take_upgrade(request: &mut Request) -> ApiResult<(String, OnUpgrade)> {
+    let accept = handshake(request.method(), request.headers())?;
+    let upgrade = request
+        .extensions_mut()
+        .remove::<OnUpgrade>()
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UPGRADE_REQUIRED,
+                "websocket_required",
+                "this connection cannot be upgraded to a WebSocket (HTTP/1.1 only)".to_owned(),
+            )
+        })?;
+    Ok((accept, upgrade))
 }
 
 /// The 101 that completes a WebSocket handshake.
@@ -106,7 +110,7 @@ pub(super) fn switching_protocols(accept: String) -> Response {
 
 /// The `Sec-WebSocket-Accept` for a valid WebSocket handshake; the same checks as axum's
 /// `WebSocketUpgrade`, with its messages.
-pub(super) fn handshake(method: &Method, headers: &HeaderMap) -> ApiResult<String> {
+fn handshake(method: &Method, headers: &HeaderMap) -> ApiResult<String> {
     let reject = |status, message: &str| {
         Err(ApiError::new(
             status,

@@ -18,20 +18,18 @@ use axum::extract::{ConnectInfo, Request};
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use herald_core::db::DbError;
-use herald_core::event::EventType;
 use herald_core::fanout::Broadcast;
-use hyper::upgrade::OnUpgrade;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::super::direct::{self, Protocol};
-use super::super::replay::{Delivery, Feed, Start};
+use super::super::replay::{Delivery, Feed};
 use super::super::wire::{Closing, Reset};
 use super::super::ws;
 use super::super::ws_codec::{self, Read, close_code};
-use super::{Resume, parse_auth};
+use super::{Resume, event_name, parse_auth};
 use crate::connection::Peer;
 use crate::state::SharedState;
 
@@ -58,12 +56,9 @@ pub fn takes(request: &Request) -> Option<Peer> {
 
 /// Answers a request [`takes`] accepted.
 pub fn accept(state: &SharedState, peer: Peer, mut request: Request) -> Response {
-    let accept = match ws::handshake(request.method(), request.headers()) {
-        Ok(accept) => accept,
+    let (accept, upgrade) = match ws::take_upgrade(&mut request) {
+        Ok(taken) => taken,
         Err(error) => return error.into_response(),
-    };
-    let Some(upgrade) = request.extensions_mut().remove::<OnUpgrade>() else {
-        return ws::upgrade_required().into_response();
     };
     let state = state.clone();
     tokio::spawn(async move {
@@ -134,10 +129,7 @@ async fn connect(mut socket: TcpStream, mut input: Vec<u8>, state: SharedState) 
         }
     };
     let connected = packet("40", &serde_json::json!({ "sid": new_id() }));
-    let resume_from = match resume.start {
-        Start::After(after) => after,
-        Start::Live => 0,
-    };
+    let resume_from = resume.last_sequence();
     match Feed::open(state.clone(), resume.user_id, resume.start).await {
         Ok(feed) => direct::serve(
             socket,
@@ -277,10 +269,7 @@ impl Session {
 
 /// A `notification` or `notification:updated` event's frame; the same for every client.
 pub fn event_frame(event: &Broadcast) -> Bytes {
-    let name = match event.event.kind {
-        EventType::Created => "notification",
-        EventType::Delivered | EventType::Failed => "notification:updated",
-    };
+    let name = event_name(event.event.kind);
     let payload = format!(
         "42[\"{name}\",{},{}]",
         event.notification_json().get(),
@@ -322,6 +311,7 @@ fn new_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::replay::Start;
 
     #[test]
     fn only_websockets_opened_without_a_polling_session_are_taken() {

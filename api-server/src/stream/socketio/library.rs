@@ -10,7 +10,6 @@ use std::time::Duration;
 use axum::extract::{OriginalUri, Request};
 use axum::http::{HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
-use herald_core::event::EventType;
 use serde::Serialize;
 use serde_json::Value;
 use socketioxide::extract::{SocketRef, State, TryData};
@@ -18,9 +17,9 @@ use socketioxide::handler::ConnectHandler;
 use socketioxide::{SendError, SocketError, SocketIo};
 use tokio_util::sync::CancellationToken;
 
-use super::super::replay::{ConnectionGauge, Delivery, Feed, Start, StreamCounters};
+use super::super::replay::{ConnectionGauge, Delivery, Feed, StreamCounters};
 use super::super::wire::{Closing, Reset};
-use super::{Resume, TRANSPORT, parse_auth};
+use super::{Resume, TRANSPORT, event_name, parse_auth};
 use crate::state::SharedState;
 
 /// Clients send next to nothing (pongs, the connect packet), so a small read buffer does;
@@ -110,10 +109,7 @@ enum Sent {
 async fn serve(socket: SocketRef, state: SharedState, resume: Resume, gone: CancellationToken) {
     let _gauge = ConnectionGauge::open(&state, TRANSPORT);
     let counters = StreamCounters::new(&state, TRANSPORT);
-    let resume_from = match resume.start {
-        Start::After(after) => after,
-        Start::Live => 0,
-    };
+    let resume_from = resume.last_sequence();
     let mut feed = match Feed::open(state.clone(), resume.user_id, resume.start).await {
         Ok(feed) => feed,
         Err(error) => {
@@ -130,10 +126,7 @@ async fn serve(socket: SocketRef, state: SharedState, resume: Resume, gone: Canc
         };
         let (sent, is_event) = match delivery {
             Ok(Delivery::Event(event)) => {
-                let name = match event.event.kind {
-                    EventType::Created => "notification",
-                    EventType::Delivered | EventType::Failed => "notification:updated",
-                };
+                let name = event_name(event.event.kind);
                 let data = (event.notification_json(), event.event.sequence);
                 (emit(&socket, &feed, &state, &gone, name, &data).await, true)
             }

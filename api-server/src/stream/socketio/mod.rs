@@ -30,6 +30,7 @@ mod library;
 use axum::Router;
 use axum::extract::Request;
 use axum::routing::any;
+use herald_core::event::EventType;
 use herald_core::notification::MAX_USER_ID_CHARS;
 use serde_json::Value;
 use tower::ServiceExt as _;
@@ -67,6 +68,24 @@ pub fn attach(router: Router, state: &SharedState) -> Router {
 struct Resume {
     start: Start,
     user_id: Option<String>,
+}
+
+impl Resume {
+    /// The sequence to tell the client to resume after, before its stream started.
+    fn last_sequence(&self) -> i64 {
+        match self.start {
+            Start::After(after) => after,
+            Start::Live => 0,
+        }
+    }
+}
+
+/// The Socket.IO event a notification event goes out as.
+fn event_name(kind: EventType) -> &'static str {
+    match kind {
+        EventType::Created => "notification",
+        EventType::Delivered | EventType::Failed => "notification:updated",
+    }
 }
 
 fn parse_auth(auth: &Value) -> Result<Resume, String> {
