@@ -107,6 +107,7 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             keepalive: Duration::from_secs(args.keepalive_seconds),
         },
         open_streams: crate::stream::OpenStreams::default(),
+        replay_windows: crate::stream::WindowReads::default(),
         stalls: crate::stream::Stalls::default(),
         direct_streams,
         shutdown: shutdown.clone(),

@@ -26,6 +26,8 @@ pub struct AppState {
     pub kafka: Option<KafkaProbe>,
     pub streams: StreamSettings,
     pub open_streams: crate::stream::OpenStreams,
+    /// The event log's replay window, read once for streams that open together.
+    pub replay_windows: crate::stream::WindowReads,
     /// The SSE, WebSocket and Socket.IO-over-WebSocket streams detached from hyper.
     pub direct_streams: crate::stream::DirectStreams,
     /// Server-Sent Events streams served by hyper, watched for clients that stopped reading.

@@ -8,6 +8,7 @@ mod replay;
 mod socketio;
 mod sse;
 mod stall;
+mod window;
 mod wire;
 mod ws;
 mod ws_codec;
@@ -19,6 +20,7 @@ use utoipa_axum::routes;
 pub use direct::{DirectStreams, run_shard as serve_direct_streams};
 pub use replay::OpenStreams;
 pub use stall::{Stalls, run as cut_stalled_streams};
+pub use window::WindowReads;
 
 use crate::state::SharedState;
 

@@ -102,7 +102,8 @@ impl Feed {
     ) -> Result<Self, DbError> {
         let progress = Arc::new(AtomicU64::new(state.fanout.sent()));
         let live = state.fanout.subscribe();
-        let window = state.db.replay_window().await?;
+        let ticket = state.replay_windows.ticket();
+        let window = state.replay_windows.read(&state.db, ticket).await?;
         let latest = window.latest.unwrap_or(0);
         let mut feed = Self {
             state,
@@ -233,7 +234,8 @@ impl Feed {
         };
         let cursor = catch_up.cursor;
         if catch_up.check_gap {
-            let window = self.state.db.replay_window().await?;
+            let windows = &self.state.replay_windows;
+            let window = windows.read(&self.state.db, windows.ticket()).await?;
             if window.has_gap_after(cursor) {
                 self.catch_up = None;
                 self.reset_to(window.latest.unwrap_or(0));

@@ -42,12 +42,18 @@ pub enum DbError {
     Corrupt(String),
     #[error("Idempotency-Key {0:?} was already used for a different request")]
     IdempotencyKeyReused(String),
+    /// One failure reported to every caller that shared the query.
+    #[error(transparent)]
+    Shared(std::sync::Arc<DbError>),
 }
 
 impl DbError {
     /// True when the database could not be reached (as opposed to a bad query or row), so a
     /// caller should retry later rather than give up on the work.
     pub fn is_unavailable(&self) -> bool {
+        if let Self::Shared(error) = self {
+            return error.is_unavailable();
+        }
         matches!(
             self,
             Self::Sqlx(
