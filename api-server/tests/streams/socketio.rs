@@ -103,6 +103,61 @@ async fn a_namespace_other_than_the_root_is_refused() {
 }
 
 #[tokio::test]
+async fn a_client_that_connects_while_the_database_is_down_is_told_to_come_back() {
+    let postgres = test_support::PrivateEnv::start(&["postgres"]).await;
+    let backing = Backing::real().await;
+    let server = Server::start(&backing, &[("DATABASE_URL", postgres.var("DATABASE_URL"))]).await;
+    let before = server.create(broadcast("before the outage")).await;
+    postgres.stop("postgres").await;
+    let auth = json!({"lastSequence": before["sequence"]});
+    for transports in Transports::ALL {
+        let mut client =
+            SocketIoClient::connect_over(transports, &server.base, Some(auth.clone())).await;
+        client.expect("connect").await;
+        let error = client.expect("error").await;
+        assert_eq!(error["args"][0]["code"], "unavailable", "{transports:?}");
+        assert_eq!(
+            error["args"][0]["lastSequence"], before["sequence"],
+            "{transports:?}: where to resume is still where the client asked"
+        );
+        client.expect("disconnect").await;
+    }
+
+    postgres.restart("postgres").await;
+    // Pooled connections to the old server fail once each and are replaced.
+    let mut attempts = 0;
+    let during = loop {
+        attempts += 1;
+        assert!(
+            attempts < 50,
+            "POST still fails after the database returned"
+        );
+        let response = server
+            .client()
+            .post(server.url("/api/notifications"))
+            .json(&broadcast("after the outage"))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 201 {
+            break response.json::<serde_json::Value>().await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for transports in Transports::ALL {
+        let mut client =
+            SocketIoClient::connect_over(transports, &server.base, Some(auth.clone())).await;
+        client.expect("connect").await;
+        let replayed = client.expect("notification").await;
+        assert_eq!(replayed["args"][0]["id"], during["id"], "{transports:?}");
+        let recovered = client.expect("recovered").await;
+        assert_eq!(recovered["args"][0]["complete"], true, "{transports:?}");
+        client.close().await;
+    }
+    drop(postgres);
+}
+
+#[tokio::test]
 async fn a_websocket_client_that_answers_no_ping_is_closed() {
     use futures::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
