@@ -8,6 +8,23 @@ pub const MAX_MESSAGE_CHARS: usize = 4096;
 pub const MAX_METADATA_BYTES: usize = 8 * 1024;
 pub const MAX_USER_ID_CHARS: usize = 256;
 
+/// What is wrong with `user` as a user id, to follow the name of the field it came in.
+pub fn check_user_id(user: &str) -> Result<(), String> {
+    if user.is_empty() || user.chars().count() > MAX_USER_ID_CHARS {
+        return Err(format!("must have 1 to {MAX_USER_ID_CHARS} characters"));
+    }
+    check_text(user)
+}
+
+/// PostgreSQL's text cannot hold the NUL character; refused up front, it is a client's
+/// mistake rather than a failed transaction.
+fn check_text(text: &str) -> Result<(), String> {
+    if text.contains('\0') {
+        return Err("must not contain the NUL character (U+0000)".into());
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NotificationType {
@@ -115,13 +132,11 @@ impl NewNotification {
                 format!("message has {chars} characters; at most {MAX_MESSAGE_CHARS} are allowed"),
             );
         }
-        if let Some(user) = &user_id
-            && (user.is_empty() || user.chars().count() > MAX_USER_ID_CHARS)
-        {
-            return invalid(
-                "userId",
-                format!("userId must have 1 to {MAX_USER_ID_CHARS} characters"),
-            );
+        if let Err(problem) = check_text(&message) {
+            return invalid("message", format!("message {problem}"));
+        }
+        if let Some(Err(problem)) = user_id.as_deref().map(check_user_id) {
+            return invalid("userId", format!("userId {problem}"));
         }
         if let Some(metadata) = &metadata {
             let bytes = serde_json::to_vec(metadata).map_or(usize::MAX, |v| v.len());
@@ -158,6 +173,17 @@ mod tests {
         assert!(new(&"é".repeat(MAX_MESSAGE_CHARS)).is_ok());
         let too_long = new(&"a".repeat(MAX_MESSAGE_CHARS + 1)).unwrap_err();
         assert_eq!(too_long.field, "message");
+    }
+
+    #[test]
+    fn text_with_a_nul_character_is_refused() {
+        assert_eq!(new("a\0b").unwrap_err().field, "message");
+        let user =
+            NewNotification::new("a".into(), NotificationType::Info, Some("\0".into()), None);
+        assert_eq!(user.unwrap_err().field, "userId");
+        assert!(check_user_id("bob").is_ok());
+        assert!(check_user_id("").is_err());
+        assert!(check_user_id(&"u".repeat(MAX_USER_ID_CHARS + 1)).is_err());
     }
 
     #[test]

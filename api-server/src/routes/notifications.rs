@@ -296,15 +296,7 @@ async fn parse_list_query(
             })
         })
         .transpose()?;
-    let user_id = match params.get("userId") {
-        Some(user) if user.is_empty() => {
-            return Err(ApiError::invalid_query(
-                "userId",
-                "userId must not be empty",
-            ));
-        }
-        other => other.cloned(),
-    };
+    let user_id = crate::stream::user_id_filter(params)?;
     let before_sequence = match params.get("before") {
         None => None,
         Some(raw) => Some(resolve_cursor(state, raw).await?),

@@ -5,23 +5,20 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use herald_core::db::UserSummary;
-use herald_core::notification::MAX_USER_ID_CHARS;
+use herald_core::notification::check_user_id;
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::SharedState;
 
 fn valid_user(user_id: &str) -> ApiResult<()> {
-    if user_id.is_empty() || user_id.chars().count() > MAX_USER_ID_CHARS {
-        return Err(ApiError {
-            field: Some("userId"),
-            ..ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_path",
-                format!("userId must have 1 to {MAX_USER_ID_CHARS} characters"),
-            )
-        });
-    }
-    Ok(())
+    check_user_id(user_id).map_err(|problem| ApiError {
+        field: Some("userId"),
+        ..ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            format!("userId {problem}"),
+        )
+    })
 }
 
 /// A user's counters as of the last user-sync run (unreadCount counts what arrived after

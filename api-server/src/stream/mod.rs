@@ -18,6 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use direct::{DirectStreams, run_shard as serve_direct_streams};
+pub use params::user_id_filter;
 pub use replay::OpenStreams;
 pub use stall::{Stalls, run as cut_stalled_streams};
 pub use window::WindowReads;

@@ -1,10 +1,10 @@
-//! Query parameters of the SSE and WebSocket endpoints.
+//! Query parameters of the SSE and WebSocket endpoints (and the REST list's `userId`).
 
 use std::collections::HashMap;
 
 use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
-use herald_core::notification::MAX_USER_ID_CHARS;
+use herald_core::notification::check_user_id;
 
 use super::replay::Start;
 use crate::error::{ApiError, ApiResult};
@@ -25,25 +25,23 @@ impl StreamParams {
             .get("since")
             .map(|raw| parse_sequence(raw).ok_or_else(|| invalid_sequence("since", raw)))
             .transpose()?;
-        let user_id = params
-            .get("userId")
-            .map(|user| {
-                if user.is_empty() || user.chars().count() > MAX_USER_ID_CHARS {
-                    Err(ApiError::invalid_query(
-                        "userId",
-                        format!("userId must have 1 to {MAX_USER_ID_CHARS} characters"),
-                    ))
-                } else {
-                    Ok(user.clone())
-                }
-            })
-            .transpose()?;
+        let user_id = user_id_filter(&params)?;
         Ok(Self { since, user_id })
     }
 
     pub fn start(&self) -> Start {
         self.since.map_or(Start::Live, Start::After)
     }
+}
+
+/// The `userId` query parameter, which streams and the REST list filter by.
+pub fn user_id_filter(params: &HashMap<String, String>) -> ApiResult<Option<String>> {
+    let Some(user) = params.get("userId") else {
+        return Ok(None);
+    };
+    check_user_id(user)
+        .map_err(|problem| ApiError::invalid_query("userId", format!("userId {problem}")))?;
+    Ok(Some(user.clone()))
 }
 
 /// A sequence number as clients send it: a whole number, 0 or more.

@@ -31,7 +31,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::routing::any;
 use herald_core::event::EventType;
-use herald_core::notification::MAX_USER_ID_CHARS;
+use herald_core::notification::check_user_id;
 use serde_json::Value;
 use tower::ServiceExt as _;
 
@@ -119,16 +119,11 @@ fn parse_auth(auth: &Value) -> Result<Resume, String> {
     }
     let user_id = match fields.get("userId") {
         None | Some(Value::Null) => None,
-        Some(Value::String(user))
-            if !user.is_empty() && user.chars().count() <= MAX_USER_ID_CHARS =>
-        {
+        Some(Value::String(user)) => {
+            check_user_id(user).map_err(|problem| format!("auth.userId {problem}"))?;
             Some(user.clone())
         }
-        Some(_) => {
-            return Err(format!(
-                "auth.userId must be a non-empty string of at most {MAX_USER_ID_CHARS} characters"
-            ));
-        }
+        Some(_) => return Err("auth.userId must be a string".into()),
     };
     Ok(Resume { start, user_id })
 }
@@ -169,6 +164,7 @@ mod tests {
             json!({"lastSequence": 1.5}),
             json!({"userId": ""}),
             json!({"userId": 7}),
+            json!({"userId": "bob\u{0}"}),
             json!("token"),
         ] {
             assert!(parse_auth(&auth).is_err(), "{auth} was accepted");
