@@ -105,37 +105,56 @@ async fn run_lane(state: SharedState, mut jobs: mpsc::Receiver<Job>, stop: Cance
                 Err(_) => break,
             }
         }
-        let entries: Vec<NewEntry<'_>> = batch
-            .iter()
-            .map(|job| NewEntry {
-                new: &job.new,
-                traceparent: job.traceparent.as_deref(),
-            })
-            .collect();
-        match state.db.create_notifications(&entries).await {
-            Ok(created) => {
-                let pending = batch
-                    .iter()
-                    .zip(&created)
-                    .filter_map(|(job, created)| {
-                        Some(Pending {
-                            event: created.event.clone()?,
-                            traceparent: job.traceparent.clone(),
-                        })
-                    })
-                    .collect();
-                after_create(&state, pending).await;
-                for (job, created) in batch.drain(..).zip(created) {
-                    let _ = job.reply.send(Ok(created));
+        match commit(&state, &mut batch).await {
+            // The database refused something in the batch, not the batch: one request's bad
+            // entry must not fail the others that happened to share its transaction.
+            Err(error) if batch.len() > 1 && !error.is_unavailable() => {
+                tracing::warn!(%error, entries = batch.len(), "a shared create failed; retrying each alone");
+                for job in std::mem::take(&mut batch) {
+                    let mut alone = vec![job];
+                    if let Err(error) = commit(&state, &mut alone).await {
+                        refuse(&mut alone, error);
+                    }
                 }
             }
-            Err(error) => {
-                let error = Arc::new(error);
-                for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(error.clone()));
-                }
-            }
+            Err(error) => refuse(&mut batch, error),
+            Ok(()) => {}
         }
+    }
+}
+
+/// Creates `batch` in one transaction and answers its requests; on failure the batch is
+/// left unanswered.
+async fn commit(state: &SharedState, batch: &mut Vec<Job>) -> Result<(), DbError> {
+    let entries: Vec<NewEntry<'_>> = batch
+        .iter()
+        .map(|job| NewEntry {
+            new: &job.new,
+            traceparent: job.traceparent.as_deref(),
+        })
+        .collect();
+    let created = state.db.create_notifications(&entries).await?;
+    let pending = batch
+        .iter()
+        .zip(&created)
+        .filter_map(|(job, created)| {
+            Some(Pending {
+                event: created.event.clone()?,
+                traceparent: job.traceparent.clone(),
+            })
+        })
+        .collect();
+    after_create(state, pending).await;
+    for (job, created) in batch.drain(..).zip(created) {
+        let _ = job.reply.send(Ok(created));
+    }
+    Ok(())
+}
+
+fn refuse(batch: &mut Vec<Job>, error: DbError) {
+    let error = Arc::new(error);
+    for job in batch.drain(..) {
+        let _ = job.reply.send(Err(error.clone()));
     }
 }
 

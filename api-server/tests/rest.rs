@@ -833,6 +833,54 @@ async fn a_database_outage_answers_503_and_recovers() {
     drop(postgres);
 }
 
+#[tokio::test]
+async fn a_create_the_database_refuses_fails_alone() {
+    let backing = Backing::real().await;
+    let server = Server::start(&backing, &[]).await;
+    // Stands for any row PostgreSQL refuses that validation let through.
+    for statement in [
+        "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN IF NEW.message = 'poison' THEN RAISE EXCEPTION 'poison refused'; END IF; \
+         RETURN NEW; END $$",
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON notifications \
+         FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
+    ] {
+        sqlx::raw_sql(statement)
+            .execute(&backing.database.pool)
+            .await
+            .unwrap();
+    }
+
+    // Concurrent creates share transactions; the poison lands in one with others.
+    let messages: Vec<String> = (0..60)
+        .map(|n| {
+            if n % 20 == 10 {
+                "poison".into()
+            } else {
+                format!("fine {n}")
+            }
+        })
+        .collect();
+    let statuses = futures::future::join_all(messages.iter().map(|message| {
+        server
+            .client()
+            .post(server.url("/api/notifications"))
+            .json(&json!({"message": message, "type": "info"}))
+            .send()
+    }))
+    .await;
+    let statuses: Vec<u16> = statuses
+        .into_iter()
+        .map(|response| response.unwrap().status().as_u16())
+        .collect();
+    for (message, status) in messages.iter().zip(&statuses) {
+        let expected = if message == "poison" { 500 } else { 201 };
+        assert_eq!(*status, expected, "{message}: {statuses:?}");
+    }
+    let list = server.get_json("/api/notifications?limit=100").await;
+    assert_eq!(list["notifications"].as_array().unwrap().len(), 57);
+}
+
 fn consumer(brokers: &str, topic: &str) -> StreamConsumer {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
