@@ -23,6 +23,8 @@ pub mod close_code {
     pub const NORMAL: u16 = 1000;
     /// The client broke the protocol.
     pub const PROTOCOL: u16 = 1002;
+    /// A close reason that is not UTF-8.
+    pub const INVALID_PAYLOAD: u16 = 1007;
     /// The client broke a policy: here, it fell too far behind.
     pub const POLICY: u16 = 1008;
     pub const ERROR: u16 = 1011;
@@ -91,6 +93,8 @@ pub struct Inbound {
     text_limit: u64,
     /// Text messages kept, for [`Inbound::take_texts`].
     texts: Vec<Vec<u8>>,
+    /// Whether a fragmented message has begun and not ended.
+    in_message: bool,
 }
 
 struct Header {
@@ -138,6 +142,38 @@ impl Header {
     }
 }
 
+/// A continuation must continue a message, and a message must not start inside another.
+fn check_fragments(in_message: &mut bool, header: &Header) -> Result<(), &'static str> {
+    match header.opcode {
+        CONTINUATION if !*in_message => return Err("a continuation frame with no message"),
+        TEXT | BINARY if *in_message => return Err("a new message inside a fragmented one"),
+        CONTINUATION | TEXT | BINARY => *in_message = !header.fin,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The answer to a client's close frame: its code echoed, as the RFC suggests, unless the
+/// frame itself is malformed.
+fn close_reply(payload: &[u8]) -> Bytes {
+    let Some((code, reason)) = payload.split_first_chunk::<2>() else {
+        return if payload.is_empty() {
+            frame(CLOSE, &[])
+        } else {
+            close(close_code::PROTOCOL, "a close code has two bytes")
+        };
+    };
+    let code = u16::from_be_bytes(*code);
+    // Codes a peer may send (RFC 6455, section 7.4, and the IANA registry).
+    if !matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) {
+        return close(close_code::PROTOCOL, "invalid close code");
+    }
+    if std::str::from_utf8(reason).is_err() {
+        return close(close_code::INVALID_PAYLOAD, "the close reason is not UTF-8");
+    }
+    frame(CLOSE, &code.to_be_bytes())
+}
+
 impl Inbound {
     /// A reader that also keeps unfragmented text messages of up to `limit` bytes (longer
     /// ones are skipped like any other data).
@@ -173,6 +209,9 @@ impl Inbound {
                 Some(Err(problem)) => break Read::Closing(close(close_code::PROTOCOL, problem)),
                 Some(Ok(header)) => header,
             };
+            if let Err(problem) = check_fragments(&mut self.in_message, &header) {
+                break Read::Closing(close(close_code::PROTOCOL, problem));
+            }
             let kept_text = header.opcode == TEXT
                 && header.fin
                 && header.payload > 0
@@ -198,8 +237,7 @@ impl Inbound {
                 .map(|(byte, mask)| byte ^ mask)
                 .collect();
             match header.opcode {
-                // Echo the client's code, as the RFC suggests.
-                CLOSE => break Read::Closing(frame(CLOSE, payload.get(..2).unwrap_or_default())),
+                CLOSE => break Read::Closing(close_reply(&payload)),
                 PING => replies.push(frame(PONG, &payload)),
                 _ => self.texts.push(payload),
             }
@@ -293,6 +331,67 @@ mod tests {
         let mut inbound = Inbound::default();
         assert_eq!(inbound.push(&bytes, &mut Vec::new()), Read::Open);
         assert!(inbound.take_texts().is_empty(), "none kept by default");
+    }
+
+    #[test]
+    fn a_malformed_close_is_answered_with_the_fault() {
+        let code = |payload: &[u8]| {
+            let mut replies = Vec::new();
+            let Read::Closing(reply) =
+                Inbound::default().push(&client_frame(CLOSE, payload), &mut replies)
+            else {
+                panic!("a close frame closes");
+            };
+            reply.get(2..4).map(|c| u16::from_be_bytes([c[0], c[1]]))
+        };
+        assert_eq!(code(&[]), None, "an empty close is echoed empty");
+        assert_eq!(code(&[3, 232, b'o', b'k']), Some(1000));
+        assert_eq!(code(&4000u16.to_be_bytes()), Some(4000));
+        assert_eq!(code(&[3]), Some(1002), "one byte");
+        for invalid in [0u16, 999, 1004, 1005, 1006, 1015, 2000, 2999, 5000] {
+            assert_eq!(code(&invalid.to_be_bytes()), Some(1002), "code {invalid}");
+        }
+        assert_eq!(
+            code(&[3, 232, 0xFF]),
+            Some(1007),
+            "a reason that is not UTF-8"
+        );
+    }
+
+    #[test]
+    fn fragments_out_of_order_are_a_protocol_error() {
+        let fragment = |opcode: u8, fin: bool| {
+            let mut frame = client_frame(opcode, b"ab");
+            if !fin {
+                frame[0] &= 0x7F;
+            }
+            frame
+        };
+        let read = |frames: &[Vec<u8>]| Inbound::default().push(&frames.concat(), &mut Vec::new());
+        assert_eq!(
+            read(&[
+                fragment(TEXT, false),
+                fragment(CONTINUATION, false),
+                fragment(CONTINUATION, true)
+            ]),
+            Read::Open
+        );
+        // A control frame may come between fragments.
+        assert_eq!(
+            read(&[
+                fragment(BINARY, false),
+                client_frame(PING, b""),
+                fragment(CONTINUATION, true)
+            ]),
+            Read::Open
+        );
+        for wrong in [
+            vec![fragment(CONTINUATION, true)],
+            vec![fragment(TEXT, false), fragment(TEXT, true)],
+            vec![fragment(TEXT, true), fragment(CONTINUATION, true)],
+        ] {
+            assert!(matches!(read(&wrong), Read::Closing(_)), "{wrong:?}");
+        }
     }
 
     #[test]
