@@ -7,20 +7,17 @@
 //!   this way it keeps neither hyper's buffers (about 24 KiB per connection) nor its task.
 
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
-use axum::extract::connect_info::Connected;
-use axum::serve::{IncomingStream, Listener};
 use futures::task::AtomicWaker;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// Cuts one connection: its pending and future reads and writes fail, so hyper drops it.
 #[derive(Clone, Default)]
@@ -121,8 +118,6 @@ impl Detach {
     }
 }
 
-pub struct KillableListener(pub TcpListener);
-
 pub struct KillableStream {
     /// `None` only once handed over (or on the way to it).
     inner: Option<TcpStream>,
@@ -165,28 +160,6 @@ impl Drop for KillableStream {
     }
 }
 
-impl Listener for KillableListener {
-    type Io = KillableStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (inner, address) = Listener::accept(&mut self.0).await;
-        // Small writes (stream events) go out at once.
-        let _ = inner.set_nodelay(true);
-        let stream = KillableStream {
-            inner: Some(inner),
-            kill: Kill::default(),
-            detach: Detach::default(),
-            wrote: false,
-        };
-        (stream, address)
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Listener::local_addr(&self.0)
-    }
-}
-
 /// What handlers learn about their connection.
 #[derive(Clone)]
 pub struct Peer {
@@ -194,13 +167,21 @@ pub struct Peer {
     pub detach: Detach,
 }
 
-impl Connected<IncomingStream<'_, KillableListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, KillableListener>) -> Self {
-        Self {
-            kill: stream.io().kill.clone(),
-            detach: stream.io().detach.clone(),
-        }
-    }
+/// Wraps an accepted connection: what hyper reads and writes, and what its handlers get.
+pub fn accept(socket: TcpStream) -> (KillableStream, Peer) {
+    // Small writes (stream events) go out at once.
+    let _ = socket.set_nodelay(true);
+    let peer = Peer {
+        kill: Kill::default(),
+        detach: Detach::default(),
+    };
+    let stream = KillableStream {
+        inner: Some(socket),
+        kill: peer.kill.clone(),
+        detach: peer.detach.clone(),
+        wrote: false,
+    };
+    (stream, peer)
 }
 
 impl AsyncRead for KillableStream {

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::ListCache;
 use crate::config::ServerArgs;
-use crate::connection::{KillableListener, Peer};
+use crate::connection;
 use crate::metrics::Metrics;
 use crate::relay::{self, Destination, KafkaDestination};
 use crate::routes;
@@ -139,24 +139,18 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     tasks.spawn(invalidate_on_changes(state.clone(), drained.clone()));
 
     let address = std::net::SocketAddr::new(args.bind, args.port);
-    let listener = KillableListener(
-        tokio::net::TcpListener::bind(address)
-            .await
-            .with_context(|| format!("listening on {address}"))?,
-    );
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("listening on {address}"))?;
     tracing::info!(%address, "api-server listening");
     let app = routes::router(state.clone()).layer(cors(&args.cors_allowed_origins)?);
     let signal_token = shutdown.clone();
-    axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
-        .with_graceful_shutdown(async move {
-            herald_core::shutdown::signal().await;
-            tracing::info!(
-                "shutting down: finishing requests, closing streams, flushing the relay"
-            );
-            signal_token.cancel();
-        })
-        .await
-        .context("serving")?;
+    herald_core::http::serve(listener, app, connection::accept, async move {
+        herald_core::shutdown::signal().await;
+        tracing::info!("shutting down: finishing requests, closing streams, flushing the relay");
+        signal_token.cancel();
+    })
+    .await;
     shutdown.cancel();
     // WebSocket streams outlive the HTTP connections: let them tell their clients to reconnect.
     state.open_streams.closed().await;

@@ -881,6 +881,32 @@ async fn a_create_the_database_refuses_fails_alone() {
     assert_eq!(list["notifications"].as_array().unwrap().len(), 57);
 }
 
+#[tokio::test]
+async fn sigterm_does_not_wait_for_clients_that_stopped_mid_request() {
+    use tokio::io::AsyncWriteExt;
+    let mut server = Server::embedded(&[]).await;
+    let mut stalled = Vec::new();
+    for sent in [
+        "POST /api/notifications HTTP/1.1\r\nHost: x\r\n".to_owned(),
+        "POST /api/notifications HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\n\r\n{\"mess"
+            .to_owned(),
+    ] {
+        let mut client = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+            .await
+            .unwrap();
+        client.write_all(sent.as_bytes()).await.unwrap();
+        stalled.push(client);
+    }
+    // Read by the server before the signal.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        server.terminate().await,
+        "api-server exited non-zero:\n{}",
+        server.log()
+    );
+}
+
 fn consumer(brokers: &str, topic: &str) -> StreamConsumer {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)

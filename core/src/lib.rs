@@ -4,6 +4,7 @@ pub mod config;
 pub mod db;
 pub mod event;
 pub mod fanout;
+pub mod http;
 pub mod jobs;
 pub mod notification;
 pub mod processing;

@@ -34,9 +34,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    axum::serve(listener, router(probes))
-        .with_graceful_shutdown(shutdown)
-        .await
+    herald_core::http::serve(listener, router(probes), herald_core::http::plain, shutdown).await;
+    Ok(())
 }
 
 async fn metrics(State(probes): State<Probes>) -> impl IntoResponse {

@@ -111,12 +111,11 @@ impl Metrics {
                 async move { ([(CONTENT_TYPE, prometheus::TEXT_FORMAT)], metrics.render()) }
             }),
         );
-        Ok(tokio::spawn(async move {
-            let server =
-                axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
-            if let Err(error) = server.await {
-                tracing::error!(%error, "the /metrics server failed");
-            }
-        }))
+        Ok(tokio::spawn(herald_core::http::serve(
+            listener,
+            app,
+            herald_core::http::plain,
+            shutdown.cancelled_owned(),
+        )))
     }
 }
