@@ -189,6 +189,11 @@ impl Inbound {
         std::mem::take(&mut self.texts)
     }
 
+    /// Returns text messages taken but not acted on, to be taken again first.
+    pub fn put_back(&mut self, texts: Vec<Vec<u8>>) {
+        self.texts.splice(0..0, texts);
+    }
+
     /// Takes bytes from the client; answers its pings into `replies`.
     pub fn push(&mut self, input: &[u8], replies: &mut Vec<Bytes>) -> Read {
         self.partial.extend_from_slice(input);

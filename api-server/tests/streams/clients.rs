@@ -377,15 +377,18 @@ pub enum Transports {
     PollingFirst,
     /// `transports: ["websocket"]`: a WebSocket straight away.
     WebSocketOnly,
+    /// `transports: ["polling"]`: long-polling throughout, as behind a proxy without WebSocket.
+    PollingOnly,
 }
 
 impl Transports {
-    pub const ALL: [Self; 2] = [Self::PollingFirst, Self::WebSocketOnly];
+    pub const ALL: [Self; 3] = [Self::PollingFirst, Self::WebSocketOnly, Self::PollingOnly];
 
     fn option(self) -> &'static str {
         match self {
             Self::PollingFirst => "polling,websocket",
             Self::WebSocketOnly => "websocket",
+            Self::PollingOnly => "polling",
         }
     }
 }

@@ -36,8 +36,8 @@ async fn stalled_clients_are_disconnected_while_live_ones_receive_everything() {
     let backing = Backing::real().await;
     let server = Server::start(&backing, &[("STREAM_BUFFER", "32")]).await;
     let mut stalled_ws = WsClient::connect(&server.ws_url("/api/ws")).await;
-    // Socket.IO on a WebSocket opened straight away is served on the shards, on long-polling
-    // by socketioxide: one stalled client each.
+    // Socket.IO on a WebSocket is served on the shards, on long-polling by a task per
+    // session: one stalled client each.
     let stalled_socket_io = stalled_socket_io(server.port).await;
     stalled_socket_io_polling(&server).await;
     let mut stalled_direct = stalled_sse(server.port, "1.1").await;

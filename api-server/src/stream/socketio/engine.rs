@@ -1,12 +1,13 @@
-//! Socket.IO clients that open a WebSocket straight away (`transports: ["websocket"]`), served
-//! on the direct-stream shards like plain WebSocket clients. This is the part of Engine.IO 4
-//! and Socket.IO 5 such a client uses, on namespace `/`:
+//! Socket.IO clients on a WebSocket, served on the direct-stream shards like plain WebSocket
+//! clients: those that open it straight away (`transports: ["websocket"]`), and those that
+//! upgrade to it from long-polling ([`polling`](super::polling)), which then go on from
+//! step 2 or 3. On namespace `/`:
 //!
 //! 1. The handshake is answered as on `/api/ws`. The first frame is Engine.IO's open packet,
 //!    `0{"sid", "upgrades": [], "pingInterval", "pingTimeout", "maxPayload"}`.
 //! 2. The client connects to `/` with `40` and its `auth`. The answer is `40{"sid"}`, or
 //!    `44{"message"}` for bad `auth` or another namespace; the client may try again until
-//!    the connect timeout, as with socketioxide.
+//!    the connect timeout, as with the Socket.IO server.
 //! 3. Events go out as `42["name", args...]`. Every keep-alive interval brings a ping `2`,
 //!    which the client answers `3`; a client that leaves two pings unanswered is gone.
 //! 4. The client leaves with `41` (disconnect) or `1` (close). What else it sends is skipped.
@@ -14,8 +15,7 @@
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Request};
-use axum::http::Method;
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use herald_core::db::DbError;
 use herald_core::fanout::Broadcast;
@@ -33,28 +33,19 @@ use super::{Resume, event_name, parse_auth};
 use crate::connection::Peer;
 use crate::state::SharedState;
 
-/// How long a client has to connect to the namespace (socketioxide's default).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
-/// Engine.IO's handshake values besides the ping interval (engineioxide's defaults).
+/// How long a client has to connect to the namespace (the Socket.IO server's default).
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
+/// Engine.IO's handshake values besides the ping interval.
 const PING_TIMEOUT_MS: u64 = 20_000;
-const MAX_PAYLOAD: u64 = 100_000;
+/// The most a long-polling POST may carry.
+pub(super) const MAX_PAYLOAD: usize = 100_000;
 /// Client messages up to this long are read (the connect packet and its `auth`); longer ones
 /// are skipped unread.
-const MAX_CLIENT_MESSAGE: u64 = 16 * 1024;
+pub(super) const MAX_CLIENT_MESSAGE: u64 = 16 * 1024;
 /// Pings a client may leave unanswered: it misses the second one a whole interval late.
 const MAX_UNANSWERED_PINGS: u8 = 2;
 
-/// The connection of a request that opens an Engine.IO 4 WebSocket without a long-polling
-/// session, if this server can detach it.
-pub fn takes(request: &Request) -> Option<Peer> {
-    if request.method() != Method::GET || !opens_websocket(request.uri().query()) {
-        return None;
-    }
-    let ConnectInfo(peer) = request.extensions().get::<ConnectInfo<Peer>>()?;
-    Some(peer.clone())
-}
-
-/// Answers a request [`takes`] accepted.
+/// Answers a request that opens an Engine.IO 4 WebSocket without a long-polling session.
 pub fn accept(state: &SharedState, peer: Peer, mut request: Request) -> Response {
     let (accept, upgrade) = match ws::take_upgrade(&mut request) {
         Ok(taken) => taken,
@@ -63,34 +54,22 @@ pub fn accept(state: &SharedState, peer: Peer, mut request: Request) -> Response
     let state = state.clone();
     tokio::spawn(async move {
         if let Some((socket, read)) = peer.detach.after_upgrade(upgrade).await {
-            connect(socket, read, state).await;
+            let open = text(&open_packet(&state, &new_id(), false));
+            connect(socket, read, state, Session::new(), vec![open]).await;
         }
     });
     ws::switching_protocols(accept)
 }
 
-/// `EIO=4&transport=websocket` and no `sid` (which would name a long-polling session to
-/// upgrade).
-fn opens_websocket(query: Option<&str>) -> bool {
-    let (mut version_4, mut websocket) = (false, false);
-    for pair in query.unwrap_or_default().split('&') {
-        match pair.split_once('=').unwrap_or((pair, "")) {
-            ("EIO", "4") => version_4 = true,
-            ("transport", "websocket") => websocket = true,
-            ("sid", _) => return false,
-            _ => {}
-        }
-    }
-    version_4 && websocket
-}
-
-/// Until the client connects to the namespace: then its stream is served on a shard.
-async fn connect(mut socket: TcpStream, mut input: Vec<u8>, state: SharedState) {
-    let mut session = Session {
-        inbound: ws_codec::Inbound::keeping_text(MAX_CLIENT_MESSAGE),
-        unanswered_pings: 0,
-    };
-    let mut out = vec![open_packet(&state)];
+/// Until the client connects to the namespace: then its stream is served on a shard. `out`
+/// is written first.
+pub(super) async fn connect(
+    mut socket: TcpStream,
+    mut input: Vec<u8>,
+    state: SharedState,
+    mut session: Session,
+    mut out: Vec<Bytes>,
+) {
     let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
     let resume = loop {
         let read = session.inbound.push(&input, &mut out);
@@ -106,7 +85,7 @@ async fn connect(mut socket: TcpStream, mut input: Vec<u8>, state: SharedState) 
                     resume = Some(wanted);
                     break;
                 }
-                Before::Connect(Err(refusal)) => out.push(refusal),
+                Before::Connect(Err(refusal)) => out.push(text(&refusal)),
                 Before::Close => return,
                 Before::Other => {}
             }
@@ -128,7 +107,7 @@ async fn connect(mut socket: TcpStream, mut input: Vec<u8>, state: SharedState) 
             return;
         }
     };
-    let connected = packet("40", &serde_json::json!({ "sid": new_id() }));
+    let connected = text(&connected_packet());
     let resume_from = resume.last_sequence();
     match Feed::open(state.clone(), resume.user_id, resume.start).await {
         Ok(feed) => direct::serve(
@@ -146,14 +125,19 @@ async fn connect(mut socket: TcpStream, mut input: Vec<u8>, state: SharedState) 
     }
 }
 
-enum Before {
-    /// `40`: the resume point, or the `44` frame that refuses the connect.
-    Connect(Result<Resume, Bytes>),
+/// `40{"sid"}`: the answer to a namespace connect.
+pub(super) fn connected_packet() -> String {
+    packet("40", &serde_json::json!({ "sid": new_id() }))
+}
+
+pub(super) enum Before {
+    /// `40`: the resume point, or the `44` packet that refuses the connect.
+    Connect(Result<Resume, String>),
     Close,
     Other,
 }
 
-fn before_connect(message: &[u8]) -> Before {
+pub(super) fn before_connect(message: &[u8]) -> Before {
     let Ok(text) = std::str::from_utf8(message) else {
         return Before::Other;
     };
@@ -189,14 +173,40 @@ fn before_connect(message: &[u8]) -> Before {
     )
 }
 
-/// A client's Engine.IO session once it connected to the namespace.
+/// A client's Engine.IO session.
 #[derive(Debug)]
 pub struct Session {
+    /// What the client sends over WebSocket.
     inbound: ws_codec::Inbound,
     unanswered_pings: u8,
 }
 
+/// What a delivery other than an event amounts to.
+pub(super) struct Reaction {
+    pub packets: Vec<String>,
+    /// Set when the connection closes after the packets, with the WebSocket close frame's
+    /// code and reason.
+    pub close: Option<(u16, &'static str)>,
+}
+
 impl Session {
+    pub(super) fn new() -> Self {
+        Self {
+            inbound: ws_codec::Inbound::keeping_text(MAX_CLIENT_MESSAGE),
+            unanswered_pings: 0,
+        }
+    }
+
+    /// The session of a client that moved from long-polling to a WebSocket, read by `inbound`.
+    pub(super) fn upgraded(self, inbound: ws_codec::Inbound) -> Self {
+        Self { inbound, ..self }
+    }
+
+    /// A ping was answered.
+    pub(super) fn pong(&mut self) {
+        self.unanswered_pings = 0;
+    }
+
     /// Takes bytes from the client: pongs, connects to other namespaces (refused), and
     /// whether it leaves.
     pub fn push(&mut self, input: &[u8], replies: &mut Vec<Bytes>) -> Read {
@@ -205,12 +215,12 @@ impl Session {
         }
         for message in self.inbound.take_texts() {
             match message.as_slice() {
-                [b'3', ..] => self.unanswered_pings = 0,
+                [b'3', ..] => self.pong(),
                 b"1" | b"41" => return Read::Closing(ws_codec::close(close_code::NORMAL, "")),
                 // A client multiplexing namespaces over this connection waits for an answer.
                 [b'4', b'0', b'/', ..] => {
                     if let Before::Connect(Err(refusal)) = before_connect(&message) {
-                        replies.push(refusal);
+                        replies.push(text(&refusal));
                     }
                 }
                 _ => {}
@@ -226,24 +236,46 @@ impl Session {
         delivery: Result<Delivery, DbError>,
         last_sequence: i64,
     ) -> (Bytes, bool) {
-        let leaving = |closing: Closing, code, reason| {
-            let frames = [
-                packet("42", &("error", closing)),
-                text("41"),
-                ws_codec::close(code, reason),
-            ];
-            (frames.concat().into(), false)
+        if let Ok(Delivery::Event(event)) = &delivery {
+            return (event_frame(event), true);
+        }
+        let reaction = self.react(delivery, last_sequence);
+        let mut frames: Vec<Bytes> = reaction.packets.iter().map(|p| text(p)).collect();
+        if let Some((code, reason)) = reaction.close {
+            frames.push(ws_codec::close(code, reason));
+        }
+        (frames.concat().into(), reaction.close.is_none())
+    }
+
+    /// The packets for a delivery, whichever transport carries them.
+    pub(super) fn react(
+        &mut self,
+        delivery: Result<Delivery, DbError>,
+        last_sequence: i64,
+    ) -> Reaction {
+        let open = |packets| Reaction {
+            packets,
+            close: None,
+        };
+        let leaving = |closing: Closing, code, reason| Reaction {
+            packets: vec![packet("42", &("error", closing)), "41".into()],
+            close: Some((code, reason)),
         };
         match delivery {
-            Ok(Delivery::Event(event)) => (event_frame(&event), true),
-            Ok(Delivery::Recovered(recovered)) => (packet("42", &("recovered", recovered)), true),
-            Ok(Delivery::Reset { latest }) => (packet("42", &("reset", Reset::new(latest))), true),
-            Ok(Delivery::KeepAlive) if self.unanswered_pings >= MAX_UNANSWERED_PINGS => {
-                (ws_codec::close(close_code::NORMAL, "ping timeout"), false)
+            Ok(Delivery::Event(event)) => open(vec![event_packet(&event)]),
+            Ok(Delivery::Recovered(recovered)) => {
+                open(vec![packet("42", &("recovered", recovered))])
             }
+            Ok(Delivery::Reset { latest }) => {
+                open(vec![packet("42", &("reset", Reset::new(latest)))])
+            }
+            Ok(Delivery::KeepAlive) if self.unanswered_pings >= MAX_UNANSWERED_PINGS => Reaction {
+                packets: Vec::new(),
+                close: Some((close_code::NORMAL, "ping timeout")),
+            },
             Ok(Delivery::KeepAlive) => {
                 self.unanswered_pings += 1;
-                (text("2"), true)
+                open(vec!["2".into()])
             }
             Ok(Delivery::SlowConsumer) => leaving(
                 Closing::slow_consumer(last_sequence),
@@ -251,10 +283,10 @@ impl Session {
                 "slow consumer",
             ),
             // A closed connection without a disconnect packet: clients reconnect on their own.
-            Ok(Delivery::Shutdown) => (
-                ws_codec::close(close_code::RESTART, "service restart"),
-                false,
-            ),
+            Ok(Delivery::Shutdown) => Reaction {
+                packets: Vec::new(),
+                close: Some((close_code::RESTART, "service restart")),
+            },
             Err(error) => {
                 tracing::warn!(%error, "Socket.IO stream ends: the event log is unavailable");
                 leaving(
@@ -269,22 +301,27 @@ impl Session {
 
 /// A `notification` or `notification:updated` event's frame; the same for every client.
 pub fn event_frame(event: &Broadcast) -> Bytes {
+    text(&event_packet(event))
+}
+
+fn event_packet(event: &Broadcast) -> String {
     let name = event_name(event.event.kind);
-    let payload = format!(
+    format!(
         "42[\"{name}\",{},{}]",
         event.notification_json().get(),
         event.event.sequence
-    );
-    ws_codec::text(payload.as_bytes())
+    )
 }
 
-fn open_packet(state: &SharedState) -> Bytes {
+/// Engine.IO's open packet. A long-polling session (`polling`) offers the upgrade.
+pub(super) fn open_packet(state: &SharedState, sid: &str, polling: bool) -> String {
     let ping_interval = u64::try_from(state.streams.keepalive.as_millis()).unwrap_or(u64::MAX);
+    let upgrades: &[&str] = if polling { &["websocket"] } else { &[] };
     packet(
         "0",
         &serde_json::json!({
-            "sid": new_id(),
-            "upgrades": [],
+            "sid": sid,
+            "upgrades": upgrades,
             "pingInterval": ping_interval,
             "pingTimeout": PING_TIMEOUT_MS,
             "maxPayload": MAX_PAYLOAD,
@@ -292,19 +329,20 @@ fn open_packet(state: &SharedState) -> Bytes {
     )
 }
 
-/// A text frame of `prefix` followed by `data` as JSON.
-fn packet(prefix: &str, data: &impl Serialize) -> Bytes {
-    let mut payload = prefix.as_bytes().to_vec();
+/// `prefix` followed by `data` as JSON.
+fn packet(prefix: &str, data: &impl Serialize) -> String {
     // Our payloads are plain data; serializing them cannot fail.
-    let _ = serde_json::to_writer(&mut payload, data);
-    ws_codec::text(&payload)
+    format!(
+        "{prefix}{}",
+        serde_json::to_string(data).unwrap_or_default()
+    )
 }
 
-fn text(packet: &str) -> Bytes {
+pub(super) fn text(packet: &str) -> Bytes {
     ws_codec::text(packet.as_bytes())
 }
 
-fn new_id() -> String {
+pub(super) fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
@@ -312,16 +350,6 @@ fn new_id() -> String {
 mod tests {
     use super::*;
     use crate::stream::replay::Start;
-
-    #[test]
-    fn only_websockets_opened_without_a_polling_session_are_taken() {
-        assert!(opens_websocket(Some("EIO=4&transport=websocket")));
-        assert!(opens_websocket(Some("transport=websocket&t=abc&EIO=4")));
-        assert!(!opens_websocket(Some("EIO=4&transport=websocket&sid=x1")));
-        assert!(!opens_websocket(Some("EIO=4&transport=polling")));
-        assert!(!opens_websocket(Some("EIO=3&transport=websocket")));
-        assert!(!opens_websocket(None));
-    }
 
     fn payload(frame: &Bytes) -> &str {
         std::str::from_utf8(&frame[2..]).unwrap()
@@ -351,7 +379,7 @@ mod tests {
     #[test]
     fn a_bad_connect_is_refused_with_a_reason() {
         let refusal = |message: &[u8]| match before_connect(message) {
-            Before::Connect(Err(frame)) => payload(&frame).to_owned(),
+            Before::Connect(Err(refusal)) => refusal,
             _ => panic!("{} was not refused", String::from_utf8_lossy(message)),
         };
         assert!(
@@ -367,10 +395,7 @@ mod tests {
 
     #[test]
     fn a_connected_client_answers_pings_is_refused_other_namespaces_and_leaves() {
-        let mut session = Session {
-            inbound: ws_codec::Inbound::keeping_text(MAX_CLIENT_MESSAGE),
-            unanswered_pings: 0,
-        };
+        let mut session = Session::new();
         for _ in 0..MAX_UNANSWERED_PINGS {
             let (ping, more) = session.other(Ok(Delivery::KeepAlive), 0);
             assert_eq!((payload(&ping), more), ("2", true));

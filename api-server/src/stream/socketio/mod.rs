@@ -17,50 +17,105 @@
 //! On shutdown the server closes every connection without disconnecting the sockets, so
 //! clients see `transport close` and reconnect on their own.
 //!
-//! Two implementations serve it, with the same behaviour:
-//! - clients that open a WebSocket straight away (`transports: ["websocket"]`, the usual
-//!   choice at scale) are served on the direct-stream shards by [`engine`], which speaks just
-//!   the part of Engine.IO 4 and Socket.IO 5 such a client uses;
-//! - everything else (long-polling, the upgrade from it to WebSocket, which is
-//!   `socket.io-client`'s default) by socketioxide, in [`library`].
+//! Engine.IO 4 and Socket.IO 5, text packets on namespace `/`, are spoken here rather than
+//! through a library, so that every connected client's stream is served on the direct-stream
+//! shards, with each event's frame built once for all:
+//! - [`engine`]: WebSocket sessions, opened straight away (`transports: ["websocket"]`) or
+//!   upgraded from long-polling;
+//! - [`polling`]: long-polling sessions (`socket.io-client`'s default start) until they
+//!   upgrade.
 
 pub(super) mod engine;
-mod library;
+mod polling;
+
+use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::Method;
+use axum::response::Response;
 use axum::routing::any;
 use herald_core::event::EventType;
 use herald_core::notification::check_user_id;
 use serde_json::Value;
-use tower::ServiceExt as _;
 
 use super::params::parse_sequence;
 use super::replay::Start;
+use crate::connection::Peer;
 use crate::state::SharedState;
 
 pub(super) const TRANSPORT: &str = "socketio";
 
-/// Mounts Socket.IO at `/socket.io` and below (socketioxide's default path).
+/// Mounts Socket.IO at `/socket.io` and below (the Socket.IO server's default path).
 pub fn attach(router: Router, state: &SharedState) -> Router {
-    let library = library::service(state);
+    let sessions = Arc::new(polling::Sessions::default());
     let state = state.clone();
     let entry = any(move |request: Request| {
-        let (library, state) = (library.clone(), state.clone());
-        async move {
-            if let Some(peer) = engine::takes(&request) {
-                return engine::accept(&state, peer, request);
-            }
-            match library.oneshot(library::own_request_head(request)).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            }
-        }
+        let (state, sessions) = (state.clone(), sessions.clone());
+        async move { route(&state, &sessions, request).await }
     });
     router
         .route("/socket.io", entry.clone())
         .route("/socket.io/", entry.clone())
         .route("/socket.io/{*rest}", entry)
+}
+
+/// Sends an Engine.IO request where its query says: a long-polling handshake, poll or post,
+/// or a WebSocket, new or upgrading a long-polling session.
+async fn route(
+    state: &SharedState,
+    sessions: &Arc<polling::Sessions>,
+    request: Request,
+) -> Response {
+    let query = EngineQuery::parse(request.uri().query());
+    if query.version.as_deref() != Some("4") {
+        return polling::engine_error(5, "Unsupported protocol version");
+    }
+    let method = request.method().clone();
+    match (query.transport.as_deref(), query.sid, method) {
+        (Some("websocket"), sid, Method::GET) => {
+            let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<Peer>>().cloned()
+            else {
+                return polling::engine_error(3, "Bad request");
+            };
+            match sid {
+                None => engine::accept(state, peer, request),
+                Some(sid) => polling::upgrade(state, sessions, &sid, peer, request),
+            }
+        }
+        (Some("polling"), None, Method::GET) => polling::handshake(state, sessions),
+        (Some("polling"), Some(sid), Method::GET) => polling::poll(state, sessions, &sid).await,
+        (Some("polling"), Some(sid), Method::POST) => {
+            polling::post(sessions, &sid, request.into_body()).await
+        }
+        (Some("polling" | "websocket"), ..) => polling::engine_error(2, "Bad handshake method"),
+        _ => polling::engine_error(0, "Transport unknown"),
+    }
+}
+
+/// What Engine.IO's query says; other parameters (such as the cache buster `t`) are ignored.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct EngineQuery {
+    version: Option<String>,
+    transport: Option<String>,
+    sid: Option<String>,
+}
+
+impl EngineQuery {
+    fn parse(query: Option<&str>) -> Self {
+        let mut parsed = Self::default();
+        for pair in query.unwrap_or_default().split('&') {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = Some(value.to_owned());
+            match name {
+                "EIO" => parsed.version = value,
+                "transport" => parsed.transport = value,
+                "sid" => parsed.sid = value,
+                _ => {}
+            }
+        }
+        parsed
+    }
 }
 
 /// Where a client resumes and what it wants, from the handshake `auth`.

@@ -1,0 +1,515 @@
+//! Engine.IO 4 long-polling, and the upgrade from it to WebSocket: how `socket.io-client`
+//! connects by default.
+//!
+//! A session lives in a task of its own while the client polls: `GET` takes the packets
+//! queued for it (joined by the record separator, waiting until there are some), `POST`
+//! brings the client's. Once the client upgrades (`2probe`, `3probe`, then `5` on the
+//! WebSocket), the session's stream moves to a direct-stream shard, where it is served as if
+//! the client had opened the WebSocket straight away ([`engine`]).
+
+use std::collections::HashMap;
+use std::pin::pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use herald_core::db::DbError;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::super::direct::{self, Protocol};
+use super::super::replay::{ConnectionGauge, Delivery, Feed, StreamCounters};
+use super::super::ws;
+use super::super::ws_codec::{self, Read};
+use super::TRANSPORT;
+use super::engine::{self, Before};
+use crate::connection::Peer;
+use crate::state::SharedState;
+
+/// Engine.IO's packet separator in a long-polling body.
+const SEPARATOR: &str = "\u{1e}";
+/// Engine.IO's close packet.
+const CLOSE: &str = "1";
+/// How long the client has from the WebSocket handshake to the end of the upgrade.
+const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
+/// POSTs a session takes before the next waits for it to catch up.
+const COMMANDS: usize = 16;
+
+/// The long-polling sessions of this server, by id.
+#[derive(Default)]
+pub struct Sessions(Mutex<HashMap<String, Arc<Shared>>>);
+
+impl Sessions {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Shared>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn get(&self, sid: &str) -> Option<Arc<Shared>> {
+        self.lock().get(sid).cloned()
+    }
+
+    fn remove(&self, sid: &str) {
+        self.lock().remove(sid);
+    }
+}
+
+/// What the request handlers and the session's task share.
+struct Shared {
+    outbox: Mutex<Outbox>,
+    /// Packets were queued, or the session closed.
+    queued: Notify,
+    /// A poll took the queued packets.
+    taken: Notify,
+    commands: mpsc::Sender<Command>,
+}
+
+#[derive(Default)]
+struct Outbox {
+    packets: Vec<String>,
+    /// A `GET` is waiting for packets.
+    polling: bool,
+    upgrading: bool,
+    closed: bool,
+}
+
+enum Command {
+    /// What the client POSTed.
+    Packets(Vec<String>),
+    /// The client completed the upgrade: hand the session over.
+    Upgrade(oneshot::Sender<Handover>),
+}
+
+/// A session on its way to a WebSocket.
+struct Handover {
+    engine: engine::Session,
+    /// `None` when the client has not connected to the namespace yet.
+    feed: Option<Feed>,
+    /// Packets no poll took.
+    packets: Vec<String>,
+    /// The session ended: after the packets, the connection closes.
+    closed: bool,
+}
+
+impl Shared {
+    fn outbox(&self) -> MutexGuard<'_, Outbox> {
+        self.outbox.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn queue(&self, packets: impl IntoIterator<Item = String>) {
+        self.outbox().packets.extend(packets);
+        self.queued.notify_one();
+    }
+}
+
+/// `GET` without `sid`: opens a session.
+pub fn handshake(state: &SharedState, sessions: &Arc<Sessions>) -> Response {
+    let sid = engine::new_id();
+    let (commands, received) = mpsc::channel(COMMANDS);
+    let shared = Arc::new(Shared {
+        outbox: Mutex::default(),
+        queued: Notify::new(),
+        taken: Notify::new(),
+        commands,
+    });
+    sessions.lock().insert(sid.clone(), shared.clone());
+    let open = engine::open_packet(state, &sid, true);
+    tokio::spawn(run(sid, shared, received, state.clone(), sessions.clone()));
+    text_response(open)
+}
+
+/// `GET` with `sid`: the packets queued for the client, once there are some.
+pub async fn poll(state: &SharedState, sessions: &Sessions, sid: &str) -> Response {
+    let Some(shared) = sessions.get(sid) else {
+        return unknown_session();
+    };
+    {
+        let mut outbox = shared.outbox();
+        if outbox.polling {
+            // Engine.IO allows one poll at a time; a second means a confused client.
+            drop(outbox);
+            let _ = shared
+                .commands
+                .try_send(Command::Packets(vec![CLOSE.into()]));
+            return engine_error(3, "Bad request");
+        }
+        outbox.polling = true;
+    }
+    let _polling = Polling(&shared);
+    // A ping comes every keep-alive interval: a poll waits no longer than two.
+    let give_up = Instant::now() + state.streams.keepalive * 2;
+    loop {
+        let mut queued = pin!(shared.queued.notified());
+        queued.as_mut().enable();
+        {
+            let mut outbox = shared.outbox();
+            if !outbox.packets.is_empty() {
+                // socket.io-client acts on a close at once but on the packets before it a tick
+                // later, so they would be lost: a close goes out alone.
+                let mut take = outbox.packets.len();
+                if take > 1 && outbox.packets[take - 1] == CLOSE {
+                    take -= 1;
+                }
+                let body = outbox
+                    .packets
+                    .drain(..take)
+                    .collect::<Vec<_>>()
+                    .join(SEPARATOR);
+                drop(outbox);
+                shared.taken.notify_one();
+                return text_response(body);
+            }
+            if outbox.closed {
+                return text_response("6".into());
+            }
+        }
+        tokio::select! {
+            () = queued => {}
+            () = tokio::time::sleep_until(give_up) => return text_response("6".into()),
+        }
+    }
+}
+
+/// Clears [`Outbox::polling`] however the poll ends (the client may hang up).
+struct Polling<'a>(&'a Shared);
+
+impl Drop for Polling<'_> {
+    fn drop(&mut self) {
+        self.0.outbox().polling = false;
+    }
+}
+
+/// `POST` with `sid`: the client's packets.
+pub async fn post(sessions: &Sessions, sid: &str, body: Body) -> Response {
+    let Some(shared) = sessions.get(sid) else {
+        return unknown_session();
+    };
+    let Ok(bytes) = axum::body::to_bytes(body, engine::MAX_PAYLOAD).await else {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "payload too large").into_response();
+    };
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return engine_error(3, "Bad request");
+    };
+    let packets = text.split(SEPARATOR).map(str::to_owned).collect();
+    if shared
+        .commands
+        .send(Command::Packets(packets))
+        .await
+        .is_err()
+    {
+        return unknown_session();
+    }
+    ([(header::CONTENT_TYPE, "text/html")], "ok").into_response()
+}
+
+/// A WebSocket with `sid`: the upgrade of that session.
+pub fn upgrade(
+    state: &SharedState,
+    sessions: &Arc<Sessions>,
+    sid: &str,
+    peer: Peer,
+    mut request: Request,
+) -> Response {
+    let Some(shared) = sessions.get(sid) else {
+        return unknown_session();
+    };
+    let (accept, upgraded) = match ws::take_upgrade(&mut request) {
+        Ok(taken) => taken,
+        Err(error) => return error.into_response(),
+    };
+    {
+        let mut outbox = shared.outbox();
+        if outbox.upgrading || outbox.closed {
+            return engine_error(3, "Bad request");
+        }
+        outbox.upgrading = true;
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        match peer.detach.after_upgrade(upgraded).await {
+            Some((socket, input)) => probe(socket, input, shared, state).await,
+            None => shared.outbox().upgrading = false,
+        }
+    });
+    ws::switching_protocols(accept)
+}
+
+/// `2probe` -> `3probe`, then `5`: the session moves to the WebSocket.
+async fn probe(mut socket: TcpStream, mut input: Vec<u8>, shared: Arc<Shared>, state: SharedState) {
+    let mut inbound = ws_codec::Inbound::keeping_text(engine::MAX_CLIENT_MESSAGE);
+    let deadline = Instant::now() + UPGRADE_TIMEOUT;
+    let mut probed = false;
+    let after = loop {
+        let mut replies = Vec::new();
+        let read = inbound.push(&input, &mut replies);
+        let mut texts = inbound.take_texts().into_iter();
+        let mut upgraded = false;
+        for message in texts.by_ref() {
+            match message.as_slice() {
+                b"2probe" => {
+                    replies.push(engine::text("3probe"));
+                    // Ends the pending poll, so the client can pause polling and upgrade.
+                    shared.queue(["6".to_owned()]);
+                    probed = true;
+                }
+                b"5" if probed => {
+                    upgraded = true;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let closing = matches!(read, Read::Closing(_));
+        if let Read::Closing(close) = read {
+            replies.push(close);
+        }
+        if socket.write_all(&replies.concat()).await.is_err() || closing {
+            shared.outbox().upgrading = false;
+            return;
+        }
+        if upgraded {
+            break texts.collect::<Vec<_>>();
+        }
+        input.clear();
+        let read = tokio::select! {
+            read = socket.read_buf(&mut input) => read,
+            () = tokio::time::sleep_until(deadline) => Ok(0),
+        };
+        if !matches!(read, Ok(1..)) {
+            shared.outbox().upgrading = false;
+            return;
+        }
+    };
+    let (reply, handover) = oneshot::channel();
+    if shared.commands.send(Command::Upgrade(reply)).await.is_err() {
+        return;
+    }
+    let Ok(Handover {
+        engine,
+        feed,
+        packets,
+        closed,
+    }) = handover.await
+    else {
+        return;
+    };
+    if closed {
+        let mut frames: Vec<Bytes> = packets.iter().map(|p| engine::text(p)).collect();
+        frames.push(ws_codec::close(ws_codec::close_code::NORMAL, ""));
+        let _ = socket.write_all(&frames.concat()).await;
+        return;
+    }
+    // What the client sent after `5` is read as if it came now.
+    inbound.put_back(after);
+    let session = engine.upgraded(inbound);
+    let first: Vec<Bytes> = packets.iter().map(|p| engine::text(p)).collect();
+    match feed {
+        Some(feed) => direct::serve(
+            socket,
+            Protocol::SocketIo(session),
+            first.concat(),
+            feed,
+            state,
+        ),
+        None => engine::connect(socket, Vec::new(), state, session, first).await,
+    }
+}
+
+/// How a session ended.
+enum Ending {
+    /// With these packets (then Engine.IO's close, `1`).
+    Closing(Vec<String>),
+    /// The client closed it.
+    Closed,
+}
+
+/// A session, from the handshake until it closes or moves to a WebSocket.
+async fn run(
+    sid: String,
+    shared: Arc<Shared>,
+    mut commands: mpsc::Receiver<Command>,
+    state: SharedState,
+    sessions: Arc<Sessions>,
+) {
+    let mut engine = engine::Session::new();
+    let mut feed: Option<Feed> = None;
+    let mut gauge = None;
+    let counters = StreamCounters::new(&state, TRANSPORT);
+    let connect_by = Instant::now() + engine::CONNECT_TIMEOUT;
+    let ending = loop {
+        // The feed is read only while the client takes what it gets.
+        let room = shared.outbox().packets.len() < state.streams.buffer.max(1);
+        let delivery = tokio::select! {
+            command = commands.recv() => match command {
+                Some(Command::Packets(packets)) => {
+                    let mut replies = Vec::new();
+                    let mut ending = None;
+                    for packet in packets {
+                        match receive(&packet, &mut engine, &mut feed, &state).await {
+                            Received::Reply(reply) => replies.push(reply),
+                            Received::Connected(reply) => {
+                                gauge = Some(ConnectionGauge::open(&state, TRANSPORT));
+                                replies.push(reply);
+                            }
+                            Received::End(end) => {
+                                ending = Some(end);
+                                break;
+                            }
+                            Received::Nothing => {}
+                        }
+                    }
+                    shared.queue(replies);
+                    match ending {
+                        Some(Ending::Closing(packets)) => break Ending::Closing(packets),
+                        Some(Ending::Closed) => break Ending::Closed,
+                        None => continue,
+                    }
+                }
+                Some(Command::Upgrade(reply)) => {
+                    sessions.remove(&sid);
+                    let packets = {
+                        let mut outbox = shared.outbox();
+                        outbox.closed = true;
+                        std::mem::take(&mut outbox.packets)
+                    };
+                    shared.queued.notify_one();
+                    let _ = reply.send(Handover {
+                        engine,
+                        feed,
+                        packets,
+                        closed: false,
+                    });
+                    return;
+                }
+                None => break Ending::Closed,
+            },
+            delivery = pump(&mut feed, room), if feed.is_some() => delivery,
+            () = shared.taken.notified(), if !room => continue,
+            () = tokio::time::sleep_until(connect_by), if feed.is_none() => break Ending::Closing(Vec::new()),
+            () = state.shutdown.cancelled(), if feed.is_none() => break Ending::Closing(Vec::new()),
+        };
+        let last_sequence = feed.as_ref().map_or(0, Feed::last_sequence);
+        match &delivery {
+            Ok(Delivery::Event(_)) => counters.deliveries.inc(),
+            Ok(Delivery::SlowConsumer) => counters.slow_consumers.inc(),
+            _ => {}
+        }
+        let reaction = engine.react(delivery, last_sequence);
+        if reaction.close.is_some() {
+            break Ending::Closing(reaction.packets);
+        }
+        shared.queue(reaction.packets);
+    };
+    if let Ending::Closing(mut packets) = ending {
+        // After a disconnect (`41`) the client closes by itself.
+        if !packets.iter().any(|packet| packet == "41") {
+            packets.push(CLOSE.into());
+        }
+        shared.queue(packets);
+        // The client's next poll takes them, or, if it is upgrading, its WebSocket. A client
+        // that does neither is gone anyway.
+        let give_up = tokio::time::sleep(state.streams.keepalive);
+        let mut give_up = pin!(give_up);
+        // `taken` may hold a permit from an earlier poll: look at the outbox itself.
+        while !shared.outbox().packets.is_empty() {
+            tokio::select! {
+                () = shared.taken.notified() => {}
+                command = commands.recv() => match command {
+                    Some(Command::Upgrade(reply)) => {
+                        let packets = std::mem::take(&mut shared.outbox().packets);
+                        let _ = reply.send(Handover { engine, feed: None, packets, closed: true });
+                        break;
+                    }
+                    Some(Command::Packets(_)) => {}
+                    None => break,
+                },
+                () = &mut give_up => break,
+            }
+        }
+    }
+    shared.outbox().closed = true;
+    shared.queued.notify_one();
+    sessions.remove(&sid);
+    drop(gauge);
+}
+
+enum Received {
+    Reply(String),
+    /// The answer to the namespace connect: the stream has begun.
+    Connected(String),
+    End(Ending),
+    Nothing,
+}
+
+/// One packet the client POSTed.
+async fn receive(
+    packet: &str,
+    engine: &mut engine::Session,
+    feed: &mut Option<Feed>,
+    state: &SharedState,
+) -> Received {
+    match packet {
+        "3" => {
+            engine.pong();
+            return Received::Nothing;
+        }
+        "1" | "41" => return Received::End(Ending::Closed),
+        _ => {}
+    }
+    let connected = feed.is_some();
+    match engine::before_connect(packet.as_bytes()) {
+        Before::Connect(Err(refusal)) => Received::Reply(refusal),
+        Before::Connect(Ok(_)) if connected => Received::Nothing,
+        Before::Connect(Ok(resume)) => {
+            let resume_from = resume.last_sequence();
+            match Feed::open(state.clone(), resume.user_id, resume.start).await {
+                Ok(opened) => {
+                    *feed = Some(opened);
+                    Received::Connected(engine::connected_packet())
+                }
+                Err(error) => {
+                    // Where the client asked to resume is still where it should.
+                    let mut packets = vec![engine::connected_packet()];
+                    packets.extend(engine.react(Err(error), resume_from).packets);
+                    Received::End(Ending::Closing(packets))
+                }
+            }
+        }
+        Before::Close => Received::End(Ending::Closed),
+        Before::Other => Received::Nothing,
+    }
+}
+
+/// The feed's next delivery while the outbox has `room`; otherwise, once the client is too
+/// far behind, that it is a slow consumer.
+async fn pump(feed: &mut Option<Feed>, room: bool) -> Result<Delivery, DbError> {
+    match feed {
+        Some(feed) if room => feed.next().await,
+        Some(feed) => {
+            feed.fell_behind().await;
+            Ok(Delivery::SlowConsumer)
+        }
+        None => std::future::pending().await,
+    }
+}
+
+fn text_response(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=UTF-8")], body).into_response()
+}
+
+/// Engine.IO's error answer: `{"code", "message"}` with a 400.
+pub fn engine_error(code: u8, message: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(serde_json::json!({ "code": code, "message": message })),
+    )
+        .into_response()
+}
+
+fn unknown_session() -> Response {
+    engine_error(1, "Session ID unknown")
+}
