@@ -212,6 +212,16 @@ mod tests {
     }
 
     #[test]
+    fn the_engine_query_names_version_transport_and_session() {
+        let query = EngineQuery::parse(Some("EIO=4&transport=polling&t=PxYz&sid=abc"));
+        assert_eq!(query.version.as_deref(), Some("4"));
+        assert_eq!(query.transport.as_deref(), Some("polling"));
+        assert_eq!(query.sid.as_deref(), Some("abc"));
+        assert_eq!(EngineQuery::parse(None), EngineQuery::default());
+        assert_eq!(EngineQuery::parse(Some("EIO")).version.as_deref(), Some(""));
+    }
+
+    #[test]
     fn bad_auth_is_refused_with_a_reason() {
         for auth in [
             json!({"lastSequence": -1}),

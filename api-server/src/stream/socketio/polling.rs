@@ -189,7 +189,12 @@ pub async fn post(sessions: &Sessions, sid: &str, body: Body) -> Response {
         return unknown_session();
     };
     let Ok(bytes) = axum::body::to_bytes(body, engine::MAX_PAYLOAD).await else {
-        return (StatusCode::PAYLOAD_TOO_LARGE, "payload too large").into_response();
+        let message = format!("a POST carries at most {} bytes", engine::MAX_PAYLOAD);
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            axum::Json(serde_json::json!({ "code": 3, "message": message })),
+        )
+            .into_response();
     };
     let Ok(text) = std::str::from_utf8(&bytes) else {
         return engine_error(3, "Bad request");
@@ -404,6 +409,8 @@ async fn run(
         }
         shared.queue(reaction.packets);
     };
+    // The stream is over; a shutdown need not wait for the last poll.
+    drop(gauge);
     if let Ending::Closing(mut packets) = ending {
         // After a disconnect (`41`) the client closes by itself.
         if !packets.iter().any(|packet| packet == "41") {
@@ -434,7 +441,6 @@ async fn run(
     shared.outbox().closed = true;
     shared.queued.notify_one();
     sessions.remove(&sid);
-    drop(gauge);
 }
 
 enum Received {
