@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use axum::body::Bytes;
 use futures::task::AtomicWaker;
-use herald_core::fanout::FanoutItem;
+use herald_core::fanout::{Broadcast, FanoutItem};
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::super::replay::{Delivery, Step};
@@ -79,11 +79,27 @@ enum Verdict {
     CatchUp,
 }
 
-/// An event's bytes, per protocol.
+/// An event's bytes, per protocol (named by its transport).
 #[derive(PartialEq, Eq, Hash)]
 struct EventKey {
-    websocket: bool,
+    transport: &'static str,
     sequence: i64,
+}
+
+/// `event` framed for `protocol`, built once per round for all the clients of that protocol.
+fn event_bytes(
+    events: &mut HashMap<EventKey, Bytes>,
+    protocol: &Protocol,
+    event: &Broadcast,
+) -> Bytes {
+    let key = EventKey {
+        transport: protocol.transport(),
+        sequence: event.event.sequence,
+    };
+    events
+        .entry(key)
+        .or_insert_with(|| protocol.event(event))
+        .clone()
 }
 
 struct Shard {
@@ -299,14 +315,7 @@ fn serve_member(member: &mut Member, round: &mut Round, counters: &Counters) -> 
             }
             Step::Ready(Delivery::Event(event)) => {
                 counters.deliveries.inc();
-                let key = EventKey {
-                    websocket: matches!(client.protocol, Protocol::WebSocket(_)),
-                    sequence: event.event.sequence,
-                };
-                let bytes = events
-                    .entry(key)
-                    .or_insert_with(|| client.protocol.event(&event));
-                frames.push(bytes.clone());
+                frames.push(event_bytes(events, &client.protocol, &event));
             }
             Step::Ready(delivery) => {
                 if matches!(delivery, Delivery::SlowConsumer) {
@@ -383,4 +392,50 @@ fn flush(client: &mut Client, cx: &mut Context<'_>) -> io::Result<bool> {
     // A burst's buffer is not kept for the hours a stream may stay quiet.
     client.unsent = Vec::new();
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use herald_core::event::Event;
+
+    use super::super::super::socketio::engine;
+    use super::*;
+
+    #[test]
+    fn each_protocol_gets_the_event_in_its_own_framing() {
+        let event: Event = serde_json::from_value(serde_json::json!({
+            "id": "01a21d07-0877-7023-ab2f-0af2a022e88c",
+            "sequence": 7,
+            "type": "notification.created",
+            "notificationId": "01a21d07-0877-7023-ab2f-0af2a022e88d",
+            "occurredAt": "2026-11-27T12:00:00Z",
+            "notification": {
+                "id": "01a21d07-0877-7023-ab2f-0af2a022e88d",
+                "sequence": 7,
+                "message": "hello",
+                "type": "info",
+                "status": "pending",
+                "createdAt": "2026-11-27T12:00:00Z",
+                "updatedAt": "2026-11-27T12:00:00Z"
+            }
+        }))
+        .expect("an event");
+        let event = Broadcast::new(event);
+        let protocols = [
+            Protocol::Sse,
+            Protocol::WebSocket(ws_codec::Inbound::default()),
+            Protocol::SocketIo(engine::Session::new()),
+        ];
+        // A shard's clients of every protocol, served in any order, within one round.
+        let mut events = HashMap::new();
+        for protocol in protocols.iter().chain(protocols.iter().rev()) {
+            assert_eq!(
+                event_bytes(&mut events, protocol, &event),
+                protocol.event(&event),
+                "{}",
+                protocol.transport()
+            );
+        }
+        assert_eq!(events.len(), protocols.len());
+    }
 }

@@ -190,7 +190,7 @@ pub(super) struct Reaction {
 }
 
 impl Session {
-    pub(super) fn new() -> Self {
+    pub fn new() -> Self {
         Self {
             inbound: ws_codec::Inbound::keeping_text(MAX_CLIENT_MESSAGE),
             unanswered_pings: 0,
