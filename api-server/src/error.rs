@@ -72,7 +72,7 @@ impl From<DbError> for ApiError {
 impl From<crate::writer::WriteError> for ApiError {
     fn from(error: crate::writer::WriteError) -> Self {
         match error {
-            crate::writer::WriteError::Db(error) => Self::from(error.as_ref()),
+            crate::writer::WriteError::Db(error) => Self::from(&error),
             crate::writer::WriteError::ShuttingDown => {
                 Self::unavailable("the server is shutting down; retry on another replica")
             }
@@ -83,6 +83,7 @@ impl From<crate::writer::WriteError> for ApiError {
 impl From<&DbError> for ApiError {
     fn from(error: &DbError) -> Self {
         match error {
+            DbError::Shared(error) => Self::from(error.as_ref()),
             DbError::IdempotencyKeyReused(_) => Self {
                 field: Some("Idempotency-Key"),
                 ..Self::new(

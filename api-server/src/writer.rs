@@ -19,7 +19,7 @@ const MAX_BATCH: usize = 128;
 struct Job {
     new: NewNotification,
     traceparent: Option<String>,
-    reply: oneshot::Sender<Result<Created, Arc<DbError>>>,
+    reply: oneshot::Sender<Result<Created, DbError>>,
 }
 
 pub struct Writer {
@@ -32,7 +32,7 @@ pub struct Lanes(Vec<mpsc::Receiver<Job>>);
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     #[error(transparent)]
-    Db(Arc<DbError>),
+    Db(DbError),
     #[error("the server is shutting down")]
     ShuttingDown,
 }
@@ -154,7 +154,7 @@ async fn commit(state: &SharedState, batch: &mut Vec<Job>) -> Result<(), DbError
 fn refuse(batch: &mut Vec<Job>, error: DbError) {
     let error = Arc::new(error);
     for job in batch.drain(..) {
-        let _ = job.reply.send(Err(error.clone()));
+        let _ = job.reply.send(Err(DbError::Shared(error.clone())));
     }
 }
 

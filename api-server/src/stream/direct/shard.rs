@@ -79,10 +79,10 @@ enum Verdict {
     CatchUp,
 }
 
-/// An event's bytes, per protocol (named by its transport).
+/// An event's bytes, per protocol.
 #[derive(PartialEq, Eq, Hash)]
 struct EventKey {
-    transport: &'static str,
+    protocol: std::mem::Discriminant<Protocol>,
     sequence: i64,
 }
 
@@ -93,7 +93,7 @@ fn event_bytes(
     event: &Broadcast,
 ) -> Bytes {
     let key = EventKey {
-        transport: protocol.transport(),
+        protocol: std::mem::discriminant(protocol),
         sequence: event.event.sequence,
     };
     events
