@@ -19,11 +19,13 @@ pub struct PrivateEnv {
 
 /// The port variables `scripts/testenv` reads. Every one gets a free port, so nothing private
 /// can land on a shared server's port.
-const PORT_VARIABLES: [&str; 7] = [
+const PORT_VARIABLES: [&str; 8] = [
     "HERALD_PG_PORT",
     "HERALD_REDIS_PORT",
     "HERALD_KAFKA_PORT",
     "HERALD_KAFKA_CONTROLLER_PORT",
+    // The listener for the node's pods, on its bridge.
+    "HERALD_KAFKA_POD_PORT",
     "HERALD_ETCD_PORT",
     "HERALD_ETCD_PEER_PORT",
     "HERALD_APISERVER_PORT",

@@ -6,9 +6,10 @@ import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewTopic;
 
 /**
- * `scripts/testenv topic create|delete NAME [PARTITIONS]`: the test broker does not create
- * topics on its own, so benchmarks and manual runs create theirs with Kafka's admin client.
- * Arguments: bootstrap servers, create|delete, topic name, partitions (create only).
+ * `scripts/testenv topic create|delete NAME [PARTITIONS] | list`: the test broker does not create
+ * topics on its own, so benchmarks and manual runs create theirs with Kafka's admin client, and
+ * the end-to-end test checks which topics the operator left. Arguments: bootstrap servers,
+ * create|delete|list, topic name, partitions (create only).
  */
 public class Topic {
     public static void main(String[] args) throws Exception {
@@ -25,7 +26,10 @@ public class Topic {
         Properties props = new Properties();
         props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, args[0]);
         try (Admin admin = Admin.create(props)) {
-            if (args[1].equals("create")) {
+            if (args[1].equals("list")) {
+                admin.listTopics().names().get(30, TimeUnit.SECONDS).stream().sorted()
+                    .forEach(System.out::println);
+            } else if (args[1].equals("create")) {
                 int partitions = Integer.parseInt(args[3]);
                 admin.createTopics(List.of(new NewTopic(args[2], partitions, (short) 1)))
                     .all().get(30, TimeUnit.SECONDS);
