@@ -17,6 +17,8 @@ SERVICE_RANGE=10.0.0.0/16
 KUBERNETES_SERVICE_IP=10.0.0.1
 KUBELET_PORT=${HERALD_KUBELET_PORT:-10250}
 KAFKA_POD_PORT=${HERALD_KAFKA_POD_PORT:-19094}
+KUBE_PROXY_METRICS_PORT=${HERALD_KUBE_PROXY_METRICS_PORT:-10249}
+KUBE_PROXY_HEALTHZ_PORT=${HERALD_KUBE_PROXY_HEALTHZ_PORT:-10256}
 CRICTL_VERSION=v1.34.0
 NODE_BIN=$CACHE/k8s-node-$K8S_VERSION
 PAUSE_IMAGE=herald.local/pause:$K8S_VERSION
@@ -105,10 +107,19 @@ build_pause_image() { # DIR (holding the pause binary; the archive goes there)
 
 node_kubeconfig() { echo "$RUN/kube/kubeconfig"; }
 
+# kube-proxy exits when its configuration file changes, even to the same content: rewrite
+# a file only when `up node` (repeated by every test run) would change it.
+write_if_changed() { # FILE < CONTENT
+  local new
+  new=$(cat)
+  [ -f "$1" ] && [ "$(cat "$1")" = "$new" ] && return 0
+  printf '%s\n' "$new" > "$1"
+}
+
 write_node_config() {
   local d=$NODE_DIR
   mkdir -p "$d/cni" "$d/pod-logs"
-  cat > "$d/containerd.toml" <<EOF
+  write_if_changed "$d/containerd.toml" <<EOF
 version = 2
 root = "$d/containerd/root"
 state = "$d/containerd/state"
@@ -132,7 +143,7 @@ disabled_plugins = ["io.containerd.internal.v1.tracing", "io.containerd.snapshot
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
 EOF
-  cat > "$d/cni/10-herald.conflist" <<EOF
+  write_if_changed "$d/cni/10-herald.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
   "name": "herald",
@@ -153,7 +164,7 @@ EOF
   # resolvConf "": pods get no name server (nothing outside this machine to resolve).
   # Eviction thresholds near zero and no image GC: a test run must not be evicted because the
   # machine's disk happens to be fuller than a production node's would be.
-  cat > "$d/kubelet.yaml" <<EOF
+  write_if_changed "$d/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: $HOST_IP
@@ -180,7 +191,7 @@ maxPods: 40
 syncFrequency: 10s
 fileCheckFrequency: 5s
 EOF
-  cat > "$d/kube-proxy.yaml" <<EOF
+  write_if_changed "$d/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: $(node_kubeconfig)}
@@ -189,8 +200,8 @@ hostnameOverride: $NODE_NAME
 clusterCIDR: $POD_SUBNET
 detectLocalMode: ClusterCIDR
 nodePortAddresses: ["$HOST_IP/32"]
-metricsBindAddress: 127.0.0.1:0
-healthzBindAddress: 127.0.0.1:0
+metricsBindAddress: 127.0.0.1:$KUBE_PROXY_METRICS_PORT
+healthzBindAddress: 127.0.0.1:$KUBE_PROXY_HEALTHZ_PORT
 iptables: {localhostNodePorts: false}
 # Zero: leave the host's conntrack settings as they are.
 conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
@@ -247,6 +258,12 @@ start_node() {
     || spawn "$d/kubelet.pid" "$d/kubelet.log" "$NODE_BIN/kubelet" --config "$d/kubelet.yaml" \
       --kubeconfig "$kc" --hostname-override "$NODE_NAME" --node-ip "$HOST_IP" --root-dir "$d/kubelet"
   wait_for 120 "node Ready" node_ready || die_with_log "$d/kubelet.log" "the node did not become Ready"
+  wait_for 30 kube-proxy curl -sf "http://127.0.0.1:$KUBE_PROXY_HEALTHZ_PORT/healthz" \
+    || die_with_log "$d/kube-proxy.log" "kube-proxy is not healthy"
+  local part
+  for part in controller-manager scheduler; do
+    pid_alive "$d/$part.pid" || die_with_log "$d/$part.log" "kube-$part exited"
+  done
   # Pods are refused until the service account controller has made the namespace's default.
   wait_for 60 "default service account" "$K8S_BIN/kubectl" --kubeconfig "$kc" get serviceaccount default \
     || die_with_log "$d/controller-manager.log" "no default service account appeared"
