@@ -365,13 +365,6 @@ async fn cleanup(
     }
     if platform.spec.kafka.deletion_policy == DeletionPolicy::Delete {
         let namespace = platform.namespace().unwrap_or_default();
-        let brokers = read_brokers(
-            &context.client,
-            &namespace,
-            &platform.spec.kafka.brokers_secret_ref,
-        )
-        .await
-        .map_err(|(_, message)| Error::BrokersSecret(message))?;
         let names: Vec<&str> = platform
             .spec
             .kafka
@@ -379,17 +372,41 @@ async fn cleanup(
             .iter()
             .map(|t| t.name.as_str())
             .collect();
-        TopicAdmin::new(&brokers, context.config.kafka_timeout)?
-            .delete(&names)
-            .await?;
-        info!(platform = %platform.name_any(), %namespace, topics = ?names, "deleted Kafka topics");
-        let note = format!("deleted Kafka topics {}", names.join(", "));
-        context
-            .publish(
-                platform,
-                &events::event(EventType::Normal, "TopicsDeleted", note),
-            )
-            .await;
+        match read_brokers(
+            &context.client,
+            &namespace,
+            &platform.spec.kafka.brokers_secret_ref,
+        )
+        .await
+        {
+            Ok(brokers) => {
+                TopicAdmin::new(&brokers, context.config.kafka_timeout)?
+                    .delete(&names)
+                    .await?;
+                info!(platform = %platform.name_any(), %namespace, topics = ?names, "deleted Kafka topics");
+                let note = format!("deleted Kafka topics {}", names.join(", "));
+                context
+                    .publish(
+                        platform,
+                        &events::event(EventType::Normal, "TopicsDeleted", note),
+                    )
+                    .await;
+            }
+            // Deleting the namespace deletes the Secret too, often first: waiting for it would
+            // hold the resource, and so the namespace, forever. The topics are left, and said so.
+            Err(("KafkaSecretNotFound", message)) => {
+                warn!(platform = %platform.name_any(), %namespace, topics = ?names, %message,
+                    "Kafka topics left in place: the brokers Secret is gone");
+                let note = format!("Kafka topics {} left in place: {message}", names.join(", "));
+                context
+                    .publish(
+                        platform,
+                        &events::event(EventType::Warning, "TopicsNotDeleted", note),
+                    )
+                    .await;
+            }
+            Err((_, message)) => return Err(Error::BrokersSecret(message)),
+        }
     }
     let rest = platform
         .finalizers()

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::Api;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use operator::builders;
@@ -556,6 +556,46 @@ async fn delete_policy_removes_topics_and_then_the_finalizer() {
         kafka_partitions(&topics).await.is_empty().then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn delete_policy_without_the_brokers_secret_leaves_topics_and_releases_the_resource() {
+    let env = start(&settings().kafka_brokers).await;
+    env.create(
+        "orphan",
+        env.spec(json!({"kafka": {"deletionPolicy": "Delete"}})),
+    )
+    .await;
+    env.condition("orphan", "KafkaTopicsReady", "True", None)
+        .await;
+    // What deleting the whole namespace does: the Secret may go before the resource.
+    Api::<Secret>::namespaced(env.client.clone(), &env.namespace)
+        .delete(KAFKA_SECRET, &DeleteParams::default())
+        .await
+        .unwrap();
+    env.platforms
+        .delete("orphan", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("platform deleted without its brokers Secret", || async {
+        env.platforms
+            .get_opt("orphan")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let event = env.event("Warning", "TopicsNotDeleted").await;
+    assert!(
+        event
+            .note
+            .unwrap_or_default()
+            .contains(&env.notifications_topic),
+        "the event names the topics left behind"
+    );
+    let topic = env.notifications_topic.as_str();
+    assert_eq!(kafka_partitions(&[topic]).await.get(topic), Some(&3));
 }
 
 #[tokio::test]
