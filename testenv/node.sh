@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # its variables are for scripts/testenv, which sources it
 # The test environment's node, sourced by scripts/testenv: kube-controller-manager,
 # kube-scheduler, kube-proxy and a kubelet over containerd + runc, so that Deployments become
 # ReplicaSets and running pods, CronJobs become Jobs, owner references are garbage collected and
