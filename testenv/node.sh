@@ -63,6 +63,9 @@ install_node_packages() {
   command -v conntrack >/dev/null || missing+=(conntrack)
   command -v buildah >/dev/null || missing+=(buildah)
   command -v ip >/dev/null || missing+=(iproute2)
+  # What scripts/test-e2e drives the node with.
+  command -v jq >/dev/null || missing+=(jq)
+  command -v curl >/dev/null || missing+=(curl)
   [ ${#missing[@]} -eq 0 ] && return 0
   log "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -372,7 +372,7 @@ async fn cleanup(
             .iter()
             .map(|t| t.name.as_str())
             .collect();
-        match read_brokers(
+        let (event_type, reason, note) = match read_brokers(
             &context.client,
             &namespace,
             &platform.spec.kafka.brokers_secret_ref,
@@ -385,12 +385,7 @@ async fn cleanup(
                     .await?;
                 info!(platform = %platform.name_any(), %namespace, topics = ?names, "deleted Kafka topics");
                 let note = format!("deleted Kafka topics {}", names.join(", "));
-                context
-                    .publish(
-                        platform,
-                        &events::event(EventType::Normal, "TopicsDeleted", note),
-                    )
-                    .await;
+                (EventType::Normal, "TopicsDeleted", note)
             }
             // Deleting the namespace deletes the Secret too, often first: waiting for it would
             // hold the resource, and so the namespace, forever. The topics are left, and said so.
@@ -398,15 +393,13 @@ async fn cleanup(
                 warn!(platform = %platform.name_any(), %namespace, topics = ?names, %message,
                     "Kafka topics left in place: the brokers Secret is gone");
                 let note = format!("Kafka topics {} left in place: {message}", names.join(", "));
-                context
-                    .publish(
-                        platform,
-                        &events::event(EventType::Warning, "TopicsNotDeleted", note),
-                    )
-                    .await;
+                (EventType::Warning, "TopicsNotDeleted", note)
             }
             Err((_, message)) => return Err(Error::BrokersSecret(message)),
-        }
+        };
+        context
+            .publish(platform, &events::event(event_type, reason, note))
+            .await;
     }
     let rest = platform
         .finalizers()

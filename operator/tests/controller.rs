@@ -543,15 +543,7 @@ async fn delete_policy_removes_topics_and_then_the_finalizer() {
         .delete("gone", &DeleteParams::default())
         .await
         .unwrap();
-    eventually("platform deleted", || async {
-        env.platforms
-            .get_opt("gone")
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    env.deleted("gone").await;
     eventually("topics deleted", || async {
         kafka_partitions(&topics).await.is_empty().then_some(())
     })
@@ -577,15 +569,7 @@ async fn delete_policy_without_the_brokers_secret_leaves_topics_and_releases_the
         .delete("orphan", &DeleteParams::default())
         .await
         .unwrap();
-    eventually("platform deleted without its brokers Secret", || async {
-        env.platforms
-            .get_opt("orphan")
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    env.deleted("orphan").await;
     let event = env.event("Warning", "TopicsNotDeleted").await;
     assert!(
         event
@@ -616,15 +600,7 @@ async fn retain_policy_keeps_topics_without_a_finalizer() {
         .delete("kept", &DeleteParams::default())
         .await
         .unwrap();
-    eventually("platform deleted", || async {
-        env.platforms
-            .get_opt("kept")
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    env.deleted("kept").await;
     let topic = env.notifications_topic.as_str();
     assert_eq!(kafka_partitions(&[topic]).await.get(topic), Some(&3));
 }

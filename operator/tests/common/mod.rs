@@ -313,6 +313,19 @@ impl Env {
     }
 
     /// Waits for an Event about the platform with this type and reason.
+    /// Waits until the platform is gone, its finalizer released.
+    pub async fn deleted(&self, name: &str) {
+        eventually(&format!("platform {name} deleted"), || async {
+            self.platforms
+                .get_opt(name)
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        })
+        .await;
+    }
+
     pub async fn event(&self, type_: &str, reason: &str) -> Event {
         let events: Api<Event> = Api::namespaced(self.client.clone(), &self.namespace);
         eventually(&format!("{type_} event {reason}"), || async {
