@@ -67,12 +67,9 @@ install_node_packages() {
   command -v jq >/dev/null || missing+=(jq)
   command -v curl >/dev/null || missing+=(curl)
   [ ${#missing[@]} -eq 0 ] && return 0
-  log "installing Debian packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt_install "${missing[@]}"
   # Debian starts containerd as a service on the default socket; the node runs its own.
-  if command -v service >/dev/null; then service containerd stop >/dev/null 2>&1 || true; fi
+  stop_services containerd
 }
 
 install_node() {
@@ -81,13 +78,8 @@ install_node() {
   if [ ! -x "$NODE_BIN/kubelet" ] || [ ! -x "$NODE_BIN/crictl" ] || [ ! -f "$NODE_BIN/pause.tar" ]; then
     command -v go >/dev/null || die "go is needed to build the kubelet and its companions"
     log "building kubelet, kube-controller-manager, kube-scheduler, kube-proxy $K8S_VERSION and crictl (Go modules; minutes once)"
-    local minor ld="-s -w" pkg
-    minor=$(echo "$K8S_VERSION" | cut -d. -f2)
-    for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-      ld="$ld -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
-    done
     rm -rf "$NODE_BIN.partial" && mkdir -p "$NODE_BIN.partial"
-    (cd "$ROOT/testenv/k8s" && CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$NODE_BIN.partial/" \
+    (cd "$ROOT/testenv/k8s" && CGO_ENABLED=0 go build -trimpath -ldflags "$(k8s_ldflags)" -o "$NODE_BIN.partial/" \
       ./cmd/kubelet ./cmd/kube-controller-manager ./cmd/kube-scheduler ./cmd/kube-proxy ./cmd/pause)
     GOBIN="$NODE_BIN.partial" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
       "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
