@@ -1,22 +1,10 @@
 //! Herald api-server: see `api-server --help`.
 
-mod cache;
-mod config;
-mod connection;
-mod error;
-mod metrics;
-mod relay;
-mod routes;
-mod server;
-mod state;
-mod stream;
-mod writer;
-
 use std::process::ExitCode;
 
+use api_server::config::{Cli, Command};
+use api_server::server;
 use clap::Parser;
-
-use crate::config::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> ExitCode {

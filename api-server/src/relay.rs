@@ -9,11 +9,13 @@
 //! publish and delete); consumers dedupe by the `event-id` header, and the processing step is
 //! idempotent by event id.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use herald_core::db::{DbError, OutboxBatch, Pending};
+use herald_core::db::{Db, DbError, OutboxBatch, Pending};
 use herald_core::event::{Event, headers};
+use herald_core::fanout::Fanout;
 use herald_core::processing::{ProcessError, process_events};
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -22,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::state::SharedState;
+use crate::metrics::Metrics;
 
 const BATCH: u32 = 500;
 /// Handed-over batches (one per group commit) that may wait for the relay.
@@ -161,13 +163,20 @@ impl Handoff {
     }
 }
 
+/// What the relay reads from and reports to.
+pub struct Relay {
+    pub db: Db,
+    pub fanout: Fanout,
+    pub metrics: Arc<Metrics>,
+}
+
 /// Runs until `shutdown`, then publishes what is pending one last time.
 ///
 /// Two sources: batches handed over in memory, and a sweep of the outbox for events older
 /// than [`SWEEP_AFTER`] (left by a crash, an outage or another replica). After a failure the
 /// relay works from the outbox alone, with backoff, until it is empty again.
 pub async fn run(
-    state: SharedState,
+    relay: Relay,
     destination: Destination,
     mut handed_over: mpsc::Receiver<Vec<Pending>>,
     shutdown: CancellationToken,
@@ -183,7 +192,7 @@ pub async fn run(
             } else {
                 Utc::now() - SWEEP_AFTER
             };
-            match sweep(&state, &destination, waiting_since).await {
+            match sweep(&relay, &destination, waiting_since).await {
                 Ok(count) if count == BATCH as usize => continue,
                 Ok(_) => {
                     recovering = false;
@@ -191,12 +200,12 @@ pub async fn run(
                     sweep_at = Instant::now() + SWEEP_EVERY;
                 }
                 Err(error) => {
-                    sweep_at = Instant::now() + failed(&state, &error, &mut backoff);
+                    sweep_at = Instant::now() + failed(&relay, &error, &mut backoff);
                     recovering = true;
                 }
             }
-            if let Ok(backlog) = state.db.unpublished_count().await {
-                state.metrics.outbox_backlog.set(backlog);
+            if let Ok(backlog) = relay.db.unpublished_count().await {
+                relay.metrics.outbox_backlog.set(backlog);
             }
         }
         tokio::select! {
@@ -217,8 +226,8 @@ pub async fn run(
                         Err(_) => break,
                     }
                 }
-                if let Err(error) = relay_handed_over(&state, &destination, events).await {
-                    sweep_at = Instant::now() + failed(&state, &error, &mut backoff);
+                if let Err(error) = relay_handed_over(&relay, &destination, events).await {
+                    sweep_at = Instant::now() + failed(&relay, &error, &mut backoff);
                     recovering = true;
                 }
             }
@@ -229,7 +238,7 @@ pub async fn run(
     // writer has stopped, so everything pending is in the outbox.
     let flush = async {
         loop {
-            match sweep(&state, &destination, Utc::now()).await {
+            match sweep(&relay, &destination, Utc::now()).await {
                 Ok(0) => return,
                 Ok(_) => {}
                 Err(error) => {
@@ -251,8 +260,8 @@ pub async fn run(
 }
 
 /// Counts and logs a failed round; returns how long to wait before the next sweep.
-fn failed(state: &SharedState, error: &RelayError, backoff: &mut Duration) -> Duration {
-    state.metrics.outbox_publish_errors.inc();
+fn failed(relay: &Relay, error: &RelayError, backoff: &mut Duration) -> Duration {
+    relay.metrics.outbox_publish_errors.inc();
     let wait = *backoff;
     tracing::warn!(%error, retry_in = ?wait, "outbox relay failed; events stay pending");
     *backoff = (*backoff * 2).min(MAX_BACKOFF);
@@ -264,7 +273,7 @@ fn failed(state: &SharedState, error: &RelayError, backoff: &mut Duration) -> Du
 /// than [`SWEEP_AFTER`], and handed-over events older than half of it are left to the
 /// sweeps, so two relays publish one event only when a round takes longer than a second.
 async fn relay_handed_over(
-    state: &SharedState,
+    relay: &Relay,
     destination: &Destination,
     mut events: Vec<Pending>,
 ) -> Result<usize, RelayError> {
@@ -276,27 +285,27 @@ async fn relay_handed_over(
                 .iter()
                 .map(|pending| kafka.publish(&pending.event, pending.traceparent.as_deref()));
             futures::future::try_join_all(sends).await?;
-            remove_published(state, &events).await
+            remove_published(relay, &events).await
         }
-        Destination::InProcess => process_in_process(state, events).await,
+        Destination::InProcess => process_in_process(relay, events).await,
     }
 }
 
 async fn sweep(
-    state: &SharedState,
+    relay: &Relay,
     destination: &Destination,
     waiting_since: DateTime<Utc>,
 ) -> Result<usize, RelayError> {
-    let batch = state.db.claim_unpublished(BATCH, waiting_since).await?;
+    let batch = relay.db.claim_unpublished(BATCH, waiting_since).await?;
     match destination {
-        Destination::Kafka(kafka) => publish_to_kafka(state, kafka, batch).await,
+        Destination::Kafka(kafka) => publish_to_kafka(relay, kafka, batch).await,
         // SQLite: release the read transaction before processing writes elsewhere.
-        Destination::InProcess => process_in_process(state, batch.events).await,
+        Destination::InProcess => process_in_process(relay, batch.events).await,
     }
 }
 
 async fn publish_to_kafka(
-    state: &SharedState,
+    relay: &Relay,
     destination: &KafkaDestination,
     batch: OutboxBatch,
 ) -> Result<usize, RelayError> {
@@ -311,18 +320,15 @@ async fn publish_to_kafka(
     // the whole batch is retried, which can only duplicate, never lose.
     futures::future::try_join_all(sends).await?;
     let count = batch.events.len();
-    state.db.mark_published(batch).await?;
-    state.metrics.outbox_published.inc_by(count as u64);
+    relay.db.mark_published(batch).await?;
+    relay.metrics.outbox_published.inc_by(count as u64);
     Ok(count)
 }
 
 /// Processes the pending events as the processor would (in one transaction), fans out what
 /// changed, then takes them out of the outbox. A crash in between reprocesses them, which
 /// changes nothing (idempotent by event id).
-async fn process_in_process(
-    state: &SharedState,
-    events: Vec<Pending>,
-) -> Result<usize, RelayError> {
+async fn process_in_process(relay: &Relay, events: Vec<Pending>) -> Result<usize, RelayError> {
     if events.is_empty() {
         return Ok(0);
     }
@@ -331,7 +337,7 @@ async fn process_in_process(
         .map(|pending| (&pending.event, pending.traceparent.as_deref()))
         .collect();
     let outcomes =
-        process_events(&state.db, &batch)
+        process_events(&relay.db, &batch)
             .await
             .map_err(|error| RelayError::Process {
                 event: events[0].event.id,
@@ -348,24 +354,24 @@ async fn process_in_process(
             }
         }
     }
-    if let Err(error) = state.fanout.publish_all(&changed).await {
-        state
+    if let Err(error) = relay.fanout.publish_all(&changed).await {
+        relay
             .metrics
             .fanout_publish_errors
             .inc_by(changed.len() as u64);
         tracing::warn!(%error, "could not fan out status changes");
     }
-    remove_published(state, &events).await
+    remove_published(relay, &events).await
 }
 
 /// Takes published events out of the outbox (without a claim) and counts them.
-async fn remove_published(state: &SharedState, events: &[Pending]) -> Result<usize, RelayError> {
+async fn remove_published(relay: &Relay, events: &[Pending]) -> Result<usize, RelayError> {
     let sequences: Vec<i64> = events
         .iter()
         .map(|pending| pending.event.sequence)
         .collect();
-    state.db.mark_events_published(&sequences).await?;
-    state
+    relay.db.mark_events_published(&sequences).await?;
+    relay
         .metrics
         .outbox_published
         .inc_by(sequences.len() as u64);

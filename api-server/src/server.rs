@@ -13,10 +13,10 @@ use crate::cache::ListCache;
 use crate::config::ServerArgs;
 use crate::connection;
 use crate::metrics::Metrics;
-use crate::relay::{self, Destination, KafkaDestination};
-use crate::routes;
+use crate::relay::{self, Destination, KafkaDestination, Relay};
+use crate::routes::{self, Api};
 use crate::state::{AppState, SharedState, StreamSettings};
-use crate::writer::{self, Writer};
+use crate::writer::{self, Announce, Writer};
 
 async fn connect_db(args: &ServerArgs) -> anyhow::Result<Db> {
     let url = args.database_url();
@@ -41,7 +41,7 @@ pub async fn migrate(args: &ServerArgs) -> anyhow::Result<()> {
 pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let db = connect_db(&args).await?;
-    let metrics = Metrics::new().context("registering metrics")?;
+    let metrics = Arc::new(Metrics::new().context("registering metrics")?);
     let cache_ttl = Duration::from_secs(args.cache_ttl_seconds);
     let (cache, fanout) = match &args.redis.redis_url {
         Some(url) => {
@@ -66,6 +66,7 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             Fanout::in_process(args.stream_buffer),
         ),
     };
+    let cache = Arc::new(cache);
     let kafka = match &args.kafka.kafka_brokers {
         Some(brokers) => {
             let config = args
@@ -80,7 +81,7 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         None => None,
     };
     let (destination, probe) = match kafka {
-        Some((destination, probe)) => (Destination::Kafka(destination), Some(probe)),
+        Some((destination, probe)) => (Destination::Kafka(destination), Some(Arc::new(probe))),
         None => (Destination::InProcess, None),
     };
     // Without Kafka this process is the processor too, batch jobs included.
@@ -89,19 +90,21 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         Destination::Kafka(_) => Vec::new(),
     };
 
-    let (writer, lanes) = Writer::new(usize::from(args.write_lanes));
     let (relay_handoff, handed_over) = relay::Handoff::new();
+    let announce = Announce {
+        cache: cache.clone(),
+        fanout: fanout.clone(),
+        metrics: metrics.clone(),
+        relay: relay_handoff,
+    };
+    let (writer, lanes) = Writer::new(usize::from(args.write_lanes), db.clone(), announce);
     let (direct_streams, shards) = crate::stream::DirectStreams::new(
         std::thread::available_parallelism().map_or(1, usize::from),
     );
     let state: SharedState = Arc::new(AppState {
-        writer,
-        db,
-        cache,
-        fanout,
-        metrics,
-        relay_handoff,
-        kafka: probe,
+        db: db.clone(),
+        fanout: fanout.clone(),
+        metrics: metrics.clone(),
         streams: StreamSettings {
             buffer: args.stream_buffer,
             keepalive: Duration::from_secs(args.keepalive_seconds),
@@ -116,34 +119,47 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     // Cancelled once no request is left: the writer and the relay finish what they hold.
     let drained = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
-    writer::spawn(&state, lanes, &drained, &mut tasks);
+    writer::spawn(lanes, &drained, &mut tasks);
     tasks.spawn(crate::stream::cut_stalled_streams(state.clone()));
     for shard in shards {
         tasks.spawn(crate::stream::serve_direct_streams(state.clone(), shard));
     }
     tasks.spawn(crate::stream::send_keep_alives(state.clone()));
-    tasks.spawn(relay::run(
-        state.clone(),
-        destination,
-        handed_over,
-        drained.clone(),
-    ));
+    let relay = Relay {
+        db: db.clone(),
+        fanout: fanout.clone(),
+        metrics: metrics.clone(),
+    };
+    tasks.spawn(relay::run(relay, destination, handed_over, drained.clone()));
     if !scheduled.is_empty() {
-        let (db, stop) = (state.db.clone(), drained.clone());
+        let (db, stop) = (db.clone(), drained.clone());
         tasks.spawn(async move {
             if let Err(error) = schedule::run_schedule(db, scheduled, stop).await {
                 tracing::error!(%error, "the job schedule stopped");
             }
         });
     }
-    tasks.spawn(invalidate_on_changes(state.clone(), drained.clone()));
+    tasks.spawn(invalidate_on_changes(
+        fanout.clone(),
+        cache.clone(),
+        metrics.clone(),
+        drained.clone(),
+    ));
 
     let address = std::net::SocketAddr::new(args.bind, args.port);
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("listening on {address}"))?;
     tracing::info!(%address, "api-server listening");
-    let app = routes::router(state.clone()).layer(cors(&args.cors_allowed_origins)?);
+    let api = Api {
+        db,
+        cache,
+        writer: Arc::new(writer),
+        fanout,
+        kafka: probe,
+        metrics,
+    };
+    let app = routes::router(api, state.clone()).layer(cors(&args.cors_allowed_origins)?);
     let signal_token = shutdown.clone();
     herald_core::http::serve(listener, app, connection::accept, async move {
         herald_core::shutdown::signal().await;
@@ -196,8 +212,13 @@ fn cors(origins: &[String]) -> anyhow::Result<tower_http::cors::CorsLayer> {
 }
 
 /// Status changes (from the processor) and fan-out gaps make cached list pages stale.
-async fn invalidate_on_changes(state: SharedState, shutdown: CancellationToken) {
-    let mut items = state.fanout.subscribe();
+async fn invalidate_on_changes(
+    fanout: Fanout,
+    cache: Arc<ListCache>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
+    let mut items = fanout.subscribe();
     loop {
         let item = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -213,8 +234,8 @@ async fn invalidate_on_changes(state: SharedState, shutdown: CancellationToken) 
             }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         };
-        if stale && let Err(error) = state.cache.invalidate().await {
-            state.metrics.cache_errors.inc();
+        if stale && let Err(error) = cache.invalidate().await {
+            metrics.cache_errors.inc();
             tracing::warn!(%error, "could not invalidate the list cache");
         }
     }

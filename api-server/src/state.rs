@@ -7,23 +7,14 @@ use herald_core::db::Db;
 use herald_core::fanout::Fanout;
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::ListCache;
 use crate::metrics::Metrics;
-use crate::relay::KafkaProbe;
 
 pub type SharedState = Arc<AppState>;
 
 pub struct AppState {
     pub db: Db,
-    pub cache: ListCache,
     pub fanout: Fanout,
-    pub metrics: Metrics,
-    /// Group commit of creates.
-    pub writer: crate::writer::Writer,
-    /// New events for the relay, in memory.
-    pub relay_handoff: crate::relay::Handoff,
-    /// Kafka, for readiness; `None` in embedded mode.
-    pub kafka: Option<KafkaProbe>,
+    pub metrics: Arc<Metrics>,
     pub streams: StreamSettings,
     pub open_streams: crate::stream::OpenStreams,
     /// The event log's replay window, read once for streams that open together.

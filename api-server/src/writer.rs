@@ -6,12 +6,15 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use herald_core::db::{Created, DbError, NewEntry, Pending};
+use herald_core::db::{Created, Db, DbError, NewEntry, Pending, RequestFingerprint};
+use herald_core::fanout::Fanout;
 use herald_core::notification::NewNotification;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::state::SharedState;
+use crate::cache::ListCache;
+use crate::metrics::Metrics;
+use crate::relay::Handoff;
 
 /// Most notifications in one transaction.
 const MAX_BATCH: usize = 128;
@@ -25,9 +28,24 @@ struct Job {
 pub struct Writer {
     lanes: Vec<mpsc::Sender<Job>>,
     next: AtomicUsize,
+    db: Db,
+    announce: Arc<Announce>,
 }
 
-pub struct Lanes(Vec<mpsc::Receiver<Job>>);
+/// The receiving ends of the writer's lanes; run them with [`spawn`].
+pub struct Lanes {
+    receivers: Vec<mpsc::Receiver<Job>>,
+    db: Db,
+    announce: Arc<Announce>,
+}
+
+/// What a commit is announced to: the list cache, the streams (fan-out) and the relay.
+pub struct Announce {
+    pub cache: Arc<ListCache>,
+    pub fanout: Fanout,
+    pub metrics: Arc<Metrics>,
+    pub relay: Handoff,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -39,7 +57,8 @@ pub enum WriteError {
 
 impl Writer {
     /// A writer with `lanes` concurrent transactions; start them with [`spawn`].
-    pub fn new(lanes: usize) -> (Self, Lanes) {
+    pub fn new(lanes: usize, db: Db, announce: Announce) -> (Self, Lanes) {
+        let announce = Arc::new(announce);
         let (senders, receivers) = (0..lanes.max(1))
             .map(|_| mpsc::channel(MAX_BATCH * 4))
             .unzip();
@@ -47,9 +66,38 @@ impl Writer {
             Self {
                 lanes: senders,
                 next: AtomicUsize::new(0),
+                db: db.clone(),
+                announce: announce.clone(),
             },
-            Lanes(receivers),
+            Lanes {
+                receivers,
+                db,
+                announce,
+            },
         )
+    }
+
+    /// Stores a notification with its idempotency key, in a transaction of its own (the key
+    /// is claimed there), and returns it once committed, or the first response to that key.
+    pub async fn create_keyed(
+        &self,
+        new: &NewNotification,
+        fingerprint: &RequestFingerprint,
+        traceparent: Option<String>,
+    ) -> Result<Created, WriteError> {
+        let created = self
+            .db
+            .create_notification(new, Some(fingerprint), traceparent.as_deref())
+            .await
+            .map_err(WriteError::Db)?;
+        if let Some(event) = &created.event {
+            let pending = Pending {
+                event: event.clone(),
+                traceparent,
+            };
+            self.announce.committed(vec![pending]).await;
+        }
+        Ok(created)
     }
 
     /// Stores a notification (in a shared transaction) and returns it once committed.
@@ -76,79 +124,85 @@ impl Writer {
 }
 
 /// Runs the lanes until `stop`; cancel it only once no request can arrive any more.
-pub fn spawn(
-    state: &SharedState,
-    lanes: Lanes,
-    stop: &CancellationToken,
-    tasks: &mut tokio::task::JoinSet<()>,
-) {
-    for receiver in lanes.0 {
-        tasks.spawn(run_lane(state.clone(), receiver, stop.clone()));
+pub fn spawn(lanes: Lanes, stop: &CancellationToken, tasks: &mut tokio::task::JoinSet<()>) {
+    for receiver in lanes.receivers {
+        let lane = Lane {
+            db: lanes.db.clone(),
+            announce: lanes.announce.clone(),
+        };
+        tasks.spawn(lane.run(receiver, stop.clone()));
     }
 }
 
-async fn run_lane(state: SharedState, mut jobs: mpsc::Receiver<Job>, stop: CancellationToken) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    loop {
-        let first = tokio::select! {
-            biased;
-            job = jobs.recv() => match job {
-                Some(job) => job,
-                None => return,
-            },
-            () = stop.cancelled() => return,
-        };
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        match commit(&state, &mut batch).await {
-            // The database refused something in the batch, not the batch: one request's bad
-            // entry must not fail the others that happened to share its transaction.
-            Err(error) if batch.len() > 1 && !error.is_unavailable() => {
-                tracing::warn!(%error, entries = batch.len(), "a shared create failed; retrying each alone");
-                for job in std::mem::take(&mut batch) {
-                    let mut alone = vec![job];
-                    if let Err(error) = commit(&state, &mut alone).await {
-                        refuse(&mut alone, error);
-                    }
+struct Lane {
+    db: Db,
+    announce: Arc<Announce>,
+}
+
+impl Lane {
+    async fn run(self, mut jobs: mpsc::Receiver<Job>, stop: CancellationToken) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        loop {
+            let first = tokio::select! {
+                biased;
+                job = jobs.recv() => match job {
+                    Some(job) => job,
+                    None => return,
+                },
+                () = stop.cancelled() => return,
+            };
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
                 }
             }
-            Err(error) => refuse(&mut batch, error),
-            Ok(()) => {}
+            match self.commit(&mut batch).await {
+                // The database refused something in the batch, not the batch: one request's bad
+                // entry must not fail the others that happened to share its transaction.
+                Err(error) if batch.len() > 1 && !error.is_unavailable() => {
+                    tracing::warn!(%error, entries = batch.len(), "a shared create failed; retrying each alone");
+                    for job in std::mem::take(&mut batch) {
+                        let mut alone = vec![job];
+                        if let Err(error) = self.commit(&mut alone).await {
+                            refuse(&mut alone, error);
+                        }
+                    }
+                }
+                Err(error) => refuse(&mut batch, error),
+                Ok(()) => {}
+            }
         }
     }
-}
 
-/// Creates `batch` in one transaction and answers its requests; on failure the batch is
-/// left unanswered.
-async fn commit(state: &SharedState, batch: &mut Vec<Job>) -> Result<(), DbError> {
-    let entries: Vec<NewEntry<'_>> = batch
-        .iter()
-        .map(|job| NewEntry {
-            new: &job.new,
-            traceparent: job.traceparent.as_deref(),
-        })
-        .collect();
-    let created = state.db.create_notifications(&entries).await?;
-    let pending = batch
-        .iter()
-        .zip(&created)
-        .filter_map(|(job, created)| {
-            Some(Pending {
-                event: created.event.clone()?,
-                traceparent: job.traceparent.clone(),
+    /// Creates `batch` in one transaction and answers its requests; on failure the batch is
+    /// left unanswered.
+    async fn commit(&self, batch: &mut Vec<Job>) -> Result<(), DbError> {
+        let entries: Vec<NewEntry<'_>> = batch
+            .iter()
+            .map(|job| NewEntry {
+                new: &job.new,
+                traceparent: job.traceparent.as_deref(),
             })
-        })
-        .collect();
-    after_create(state, pending).await;
-    for (job, created) in batch.drain(..).zip(created) {
-        let _ = job.reply.send(Ok(created));
+            .collect();
+        let created = self.db.create_notifications(&entries).await?;
+        let pending = batch
+            .iter()
+            .zip(&created)
+            .filter_map(|(job, created)| {
+                Some(Pending {
+                    event: created.event.clone()?,
+                    traceparent: job.traceparent.clone(),
+                })
+            })
+            .collect();
+        self.announce.committed(pending).await;
+        for (job, created) in batch.drain(..).zip(created) {
+            let _ = job.reply.send(Ok(created));
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 fn refuse(batch: &mut Vec<Job>, error: DbError) {
@@ -158,27 +212,29 @@ fn refuse(batch: &mut Vec<Job>, error: DbError) {
     }
 }
 
-/// What follows a commit, once per batch: lists are stale, the new events go to every
-/// stream, and the relay gets them. Failures here lose nothing: streams catch up from the
-/// event log when the fan-out reconnects, the cache has a TTL, and the relay sweeps the outbox.
-pub async fn after_create(state: &SharedState, pending: Vec<Pending>) {
-    if pending.is_empty() {
-        return;
+impl Announce {
+    /// What follows a commit, once per batch: lists are stale, the new events go to every
+    /// stream, and the relay gets them. Failures here lose nothing: streams catch up from the
+    /// event log when the fan-out reconnects, the cache has a TTL, and the relay sweeps the
+    /// outbox.
+    async fn committed(&self, pending: Vec<Pending>) {
+        if pending.is_empty() {
+            return;
+        }
+        if let Err(error) = self.cache.invalidate().await {
+            self.metrics.cache_errors.inc();
+            tracing::warn!(%error, "could not invalidate the list cache");
+        }
+        if let Err(error) = self
+            .fanout
+            .publish_all(pending.iter().map(|p| &p.event))
+            .await
+        {
+            self.metrics
+                .fanout_publish_errors
+                .inc_by(pending.len() as u64);
+            tracing::warn!(%error, "could not fan out new notifications");
+        }
+        self.relay.hand_over(pending);
     }
-    if let Err(error) = state.cache.invalidate().await {
-        state.metrics.cache_errors.inc();
-        tracing::warn!(%error, "could not invalidate the list cache");
-    }
-    if let Err(error) = state
-        .fanout
-        .publish_all(pending.iter().map(|p| &p.event))
-        .await
-    {
-        state
-            .metrics
-            .fanout_publish_errors
-            .inc_by(pending.len() as u64);
-        tracing::warn!(%error, "could not fan out new notifications");
-    }
-    state.relay_handoff.hand_over(pending);
 }

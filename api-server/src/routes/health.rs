@@ -1,11 +1,33 @@
 //! Liveness and readiness.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use herald_core::db::Db;
+use herald_core::fanout::Fanout;
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::state::SharedState;
+use crate::relay::KafkaProbe;
+
+/// What readiness checks.
+#[derive(Clone)]
+pub struct Dependencies {
+    pub db: Db,
+    pub fanout: Fanout,
+    /// `None` in embedded mode.
+    pub kafka: Option<Arc<KafkaProbe>>,
+}
+
+pub fn routes(dependencies: Dependencies) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(ready))
+        .with_state(dependencies)
+}
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Health {
@@ -37,7 +59,7 @@ struct Checks {
 /// Readiness: PostgreSQL (or the embedded database), Redis and Kafka answer; says which does not.
 #[utoipa::path(get, path = "/api/ready", tag = "health", responses(
     (status = OK, body = Readiness), (status = SERVICE_UNAVAILABLE, body = Readiness)))]
-pub async fn ready(State(state): State<SharedState>) -> (StatusCode, Json<Readiness>) {
+pub async fn ready(State(state): State<Dependencies>) -> (StatusCode, Json<Readiness>) {
     let database = async { state.db.ping().await.map_err(|e| e.to_string()) };
     let redis = async { state.fanout.ping().await.map_err(|e| e.to_string()) };
     let kafka = async {

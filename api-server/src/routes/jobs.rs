@@ -5,12 +5,13 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use herald_core::db::JobRun;
+use herald_core::db::{Db, JobRun};
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::state::SharedState;
 
 const JOBS: [&str; 3] = ["cleanup", "report", "user-sync"];
 
@@ -26,6 +27,10 @@ pub struct JobRunPage {
     next_before: Option<Uuid>,
 }
 
+pub fn routes(db: Db) -> OpenApiRouter {
+    OpenApiRouter::new().routes(routes!(list)).with_state(db)
+}
+
 /// List batch job runs, newest first.
 #[utoipa::path(get, path = "/api/jobs", tag = "jobs",
     params(
@@ -35,7 +40,7 @@ pub struct JobRunPage {
     ),
     responses((status = OK, body = JobRunPage), (status = BAD_REQUEST, body = ErrorBody)))]
 pub async fn list(
-    State(state): State<SharedState>,
+    State(db): State<Db>,
     Query(params): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<JobRunPage>> {
     let limit = super::notifications::parse_limit(params.get("limit"))?;
@@ -56,7 +61,7 @@ pub async fn list(
             })
         })
         .transpose()?;
-    let runs = state.db.job_runs(limit, job, before).await?;
+    let runs = db.job_runs(limit, job, before).await?;
     let next_before = (runs.len() == limit as usize)
         .then(|| runs.last().map(|run| run.id))
         .flatten();

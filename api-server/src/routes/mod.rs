@@ -6,25 +6,29 @@ mod jobs;
 mod notifications;
 mod users;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use herald_core::db::Db;
+use herald_core::fanout::Fanout;
 use tracing::Instrument as _;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
+use crate::cache::ListCache;
 use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::relay::KafkaProbe;
 use crate::state::SharedState;
+use crate::writer::Writer;
 
 /// Requests slower than this are logged at info like failed ones.
 const SLOW_REQUEST: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Largest accepted request body: a maximal message and metadata with room for JSON escaping.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 #[derive(OpenApi)]
 #[openapi(info(
@@ -33,16 +37,34 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 ))]
 struct ApiDoc;
 
-pub fn router(state: SharedState) -> Router {
+/// What the HTTP API is built from.
+pub struct Api {
+    pub db: Db,
+    pub cache: Arc<ListCache>,
+    pub writer: Arc<Writer>,
+    pub fanout: Fanout,
+    /// `None` in embedded mode.
+    pub kafka: Option<Arc<KafkaProbe>>,
+    pub metrics: Arc<Metrics>,
+}
+
+pub fn router(api: Api, state: SharedState) -> Router {
+    let metrics = api.metrics.clone();
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(health::health))
-        .routes(routes!(health::ready))
-        .routes(routes!(notifications::list, notifications::create))
-        .routes(routes!(notifications::get_one))
-        .routes(routes!(jobs::list))
-        .routes(routes!(users::get_one))
-        .routes(routes!(users::mark_seen))
-        .merge(crate::stream::routes())
+        .merge(health::routes(health::Dependencies {
+            db: api.db.clone(),
+            fanout: api.fanout,
+            kafka: api.kafka,
+        }))
+        .merge(notifications::routes(notifications::Handles {
+            db: api.db.clone(),
+            cache: api.cache,
+            writer: api.writer,
+            metrics: api.metrics,
+        }))
+        .merge(jobs::routes(api.db.clone()))
+        .merge(users::routes(api.db))
+        .merge(crate::stream::routes().with_state(state.clone()))
         .split_for_parts();
     let openapi_json = openapi.to_pretty_json().unwrap_or_default();
 
@@ -51,22 +73,20 @@ pub fn router(state: SharedState) -> Router {
             "/api/openapi.json",
             get(move || async move { ([("content-type", "application/json")], openapi_json) }),
         )
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(render_metrics).with_state(metrics.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            record_request,
+        .layer(axum::extract::DefaultBodyLimit::max(
+            notifications::MAX_BODY_BYTES,
         ))
-        .with_state(state.clone());
+        .layer(middleware::from_fn_with_state(metrics, record_request));
     crate::stream::attach_socket_io(router, &state)
 }
 
-async fn metrics(State(state): State<SharedState>) -> impl IntoResponse {
+async fn render_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
     (
         [("content-type", "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        metrics.render(),
     )
 }
 
@@ -106,7 +126,7 @@ impl opentelemetry::propagation::Extractor for HeaderCarrier<'_> {
 /// Runs every request in a span that continues the caller's trace (`traceparent`), and counts
 /// and times it by route template (not the raw path, which would give one series per id).
 async fn record_request(
-    State(state): State<SharedState>,
+    State(metrics): State<Arc<Metrics>>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -124,9 +144,8 @@ async fn record_request(
     let elapsed = started.elapsed();
     let status = response.status().as_u16().to_string();
     let labels = [route.as_str(), method.as_str(), status.as_str()];
-    state.metrics.http_requests.with_label_values(&labels).inc();
-    state
-        .metrics
+    metrics.http_requests.with_label_values(&labels).inc();
+    metrics
         .http_duration
         .with_label_values(&labels)
         .observe(elapsed.as_secs_f64());

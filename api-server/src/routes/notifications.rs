@@ -1,6 +1,7 @@
 //! `/api/notifications`: create, list (cache-aside through Redis) and read one.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -8,16 +9,21 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use herald_core::db::{ListQuery, RequestFingerprint};
+use herald_core::db::{Db, ListQuery, RequestFingerprint};
 use herald_core::notification::{NewNotification, Notification, NotificationType};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::cache::Lookup;
+use crate::cache::{ListCache, Lookup};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::state::SharedState;
+use crate::metrics::Metrics;
+use crate::writer::Writer;
 
+/// Largest accepted request body: a maximal message and metadata with room for JSON escaping.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 500;
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -52,6 +58,22 @@ pub struct NotificationPage {
     next_before: Option<i64>,
 }
 
+/// What these handlers use.
+#[derive(Clone)]
+pub struct Handles {
+    pub db: Db,
+    pub cache: Arc<ListCache>,
+    pub writer: Arc<Writer>,
+    pub metrics: Arc<Metrics>,
+}
+
+pub fn routes(handles: Handles) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one))
+        .with_state(handles)
+}
+
 /// Create a notification. It is stored with its `notification.created` event in one
 /// transaction before the answer, then published to Kafka and to every stream.
 #[utoipa::path(post, path = "/api/notifications", tag = "notifications",
@@ -66,7 +88,7 @@ pub struct NotificationPage {
         (status = UNPROCESSABLE_ENTITY, body = ErrorBody, description = "A field is missing or invalid"),
     ))]
 pub async fn create(
-    State(state): State<SharedState>,
+    State(state): State<Handles>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
@@ -76,7 +98,7 @@ pub async fn create(
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
-                format!("the body is larger than {} bytes", super::MAX_BODY_BYTES),
+                format!("the body is larger than {} bytes", MAX_BODY_BYTES),
             )
         } else {
             ApiError::new(
@@ -94,20 +116,11 @@ pub async fn create(
     let traceparent = herald_core::telemetry::current_traceparent();
 
     let created = match fingerprint {
-        // A keyed request claims its key in its own transaction.
         Some(fingerprint) => {
-            let created = state
-                .db
-                .create_notification(&new, Some(&fingerprint), traceparent.as_deref())
-                .await?;
-            if let Some(event) = &created.event {
-                let pending = herald_core::db::Pending {
-                    event: event.clone(),
-                    traceparent,
-                };
-                crate::writer::after_create(&state, vec![pending]).await;
-            }
-            created
+            state
+                .writer
+                .create_keyed(&new, &fingerprint, traceparent)
+                .await?
         }
         None => state.writer.create(new, traceparent).await?,
     };
@@ -234,7 +247,7 @@ fn parse_new_notification(body: &[u8]) -> ApiResult<NewNotification> {
     ),
     responses((status = OK, body = NotificationPage), (status = BAD_REQUEST, body = ErrorBody)))]
 pub async fn list(
-    State(state): State<SharedState>,
+    State(state): State<Handles>,
     Query(params): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
     let query = parse_list_query(&state, &params).await?;
@@ -281,7 +294,7 @@ pub async fn list(
 }
 
 async fn parse_list_query(
-    state: &SharedState,
+    state: &Handles,
     params: &HashMap<String, String>,
 ) -> ApiResult<ListQuery> {
     let limit = parse_limit(params.get("limit"))?;
@@ -326,7 +339,7 @@ pub fn parse_limit(raw: Option<&String>) -> ApiResult<u32> {
 }
 
 /// `before` is a sequence number or a notification id.
-async fn resolve_cursor(state: &SharedState, raw: &str) -> ApiResult<i64> {
+async fn resolve_cursor(state: &Handles, raw: &str) -> ApiResult<i64> {
     if let Ok(sequence) = raw.parse::<i64>() {
         return Ok(sequence);
     }
@@ -351,7 +364,7 @@ fn json_bytes(body: Bytes) -> Response {
     params(("id" = Uuid, Path)),
     responses((status = OK, body = Notification), (status = BAD_REQUEST, body = ErrorBody), (status = NOT_FOUND, body = ErrorBody)))]
 pub async fn get_one(
-    State(state): State<SharedState>,
+    State(state): State<Handles>,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<Notification>> {
     let id = Uuid::parse_str(&raw).map_err(|_| ApiError {

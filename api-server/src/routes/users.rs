@@ -4,11 +4,19 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use herald_core::db::UserSummary;
+use herald_core::db::{Db, UserSummary};
 use herald_core::notification::check_user_id;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::state::SharedState;
+
+pub fn routes(db: Db) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(get_one))
+        .routes(routes!(mark_seen))
+        .with_state(db)
+}
 
 fn valid_user(user_id: &str) -> ApiResult<()> {
     check_user_id(user_id).map_err(|problem| ApiError {
@@ -29,20 +37,15 @@ fn valid_user(user_id: &str) -> ApiResult<()> {
         description = "userId, notificationCount, unreadCount, lastNotificationAt, lastSeenAt"),
         (status = NOT_FOUND, body = ErrorBody)))]
 pub async fn get_one(
-    State(state): State<SharedState>,
+    State(db): State<Db>,
     Path(user_id): Path<String>,
 ) -> ApiResult<Json<UserSummary>> {
     valid_user(&user_id)?;
-    state
-        .db
-        .user_summary(&user_id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "no user {user_id:?} is known yet (user-sync has not seen them)"
-            ))
-        })
+    db.user_summary(&user_id).await?.map(Json).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no user {user_id:?} is known yet (user-sync has not seen them)"
+        ))
+    })
 }
 
 /// Marks everything created until now as seen by the user; `unreadCount` follows at the next
@@ -50,14 +53,8 @@ pub async fn get_one(
 #[utoipa::path(put, path = "/api/users/{userId}/seen", tag = "users",
     params(("userId" = String, Path)),
     responses((status = NO_CONTENT), (status = BAD_REQUEST, body = ErrorBody)))]
-pub async fn mark_seen(
-    State(state): State<SharedState>,
-    Path(user_id): Path<String>,
-) -> ApiResult<StatusCode> {
+pub async fn mark_seen(State(db): State<Db>, Path(user_id): Path<String>) -> ApiResult<StatusCode> {
     valid_user(&user_id)?;
-    state
-        .db
-        .mark_user_seen(&user_id, chrono::Utc::now())
-        .await?;
+    db.mark_user_seen(&user_id, chrono::Utc::now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
