@@ -1,0 +1,485 @@
+//! Every bad input gets its 4xx and a JSON error naming the problem; none gets a 5xx.
+
+use serde_json::{Value, json};
+
+use crate::common::Server;
+
+/// A request that must be refused: method, path, content type, body, then the expected
+/// status, error code and field.
+type BadInput<'a> = (
+    &'a str,
+    String,
+    Option<&'a str>,
+    String,
+    u16,
+    &'a str,
+    Option<&'a str>,
+);
+
+/// Every bad input gets its 4xx and a JSON error naming the problem; none gets a 5xx.
+pub async fn refuses_bad_input(server: &Server) {
+    let long = "x".repeat(4097);
+    let big_metadata = json!({"blob": "y".repeat(9000)}).to_string();
+    let huge_body = format!(r#"{{"message":"{}","type":"info"}}"#, "z".repeat(70 * 1024));
+    let json_type = "application/json";
+    let cases: Vec<BadInput<'_>> = vec![
+        (
+            "POST",
+            "/api/notifications".into(),
+            Some(json_type),
+            "{".into(),
+            400,
+            "malformed_json",
+            None,
+        ),
+        (
+            "POST",
+            "/api/notifications".into(),
+            Some(json_type),
+            "".into(),
+            400,
+            "malformed_json",
+            None,
+        ),
+        (
+            "POST",
+            "/api/notifications".into(),
+            Some(json_type),
+            r#"{"message":"a","type":"info",}"#.into(),
+            400,
+            "malformed_json",
+            None,
+        ),
+        (
+            "POST",
+            "/api/notifications".into(),
+            Some(json_type),
+            "[1,2]".into(),
+            422,
+            "invalid_body",
+            None,
+        ),
+        (
+            "POST",
+            "/api/notifications".into(),
+            Some(json_type),
+            "\"text\"".into(),
+            422,
+            "invalid_body",
+            None,
+        ),
+        (
+            "POST",
+            "/api/notifications".into(),
+            Some(json_type),
+            r#"{"type":"info"}"#.into(),
+            422,
+            "invalid_field",
+            Some("message"),
+        ),
+        (
+            "POST",
+            "/api/notifications".into(),
+            Some(json_type),
+            r#"{"message":null,"type":"info"}"#.into(),
+            422,
+            "invalid_field",
+            Some("message"),
+        ),
+        (
+            "POST",
+            "/api/notifications".into(),
+            Some(json_type),
+            r#"{"message":"","type":"info"}"#.into(),
+            422,
+            "invalid_field",
+            Some("message"),
+        ),
+        (
+            "POST",
+            "/api/notifications".into(),
+            Some(json_type),
+            r#"{"message":"   ","type":"info"}"#.into(),
+            422,
+            "invalid_field",
+            Some("message"),
+        ),
+        (
+            "POST",
+            "/api/notifications".into(),
+            Some(json_type),
+            format!(r#"{{"message":"{long}","type":"info"}}"#),
+            422,
+            "invalid_field",
+            Some("message"),
+        ),
+        (
+            "POST",
+            "/api/notifications".into(),
+            Some(json_type),
+            r#"{"message":42,"type":"info"}"#.into(),
+            422,
+            "invalid_field",
+            Some("message"),
+        ),
+        (
+            "POST",
+            "/api/notifications".into(),
+            Some(json_type),
+            r#"{"message":"a"}"#.into(),
+            422,
+            "invalid_field",
+            Some("type"),
+        ),
+        (
+            "POST",
+            "/api/notifications".into(),
+            Some(json_type),
+            r#"{"message":"a","type":"urgent"}"#.into(),
+            422,
+            "invalid_field",
+            Some("type"),
+        ),
+        (
+            "POST",
+            "/api/notifications".into(),
+            Some(json_type),
+            r#"{"message":"a","type":"INFO"}"#.into(),
+            422,
+            "invalid_field",
+            Some("type"),
+        ),
+        (
+            "POST",
+            "/api/notifications".into(),
+            Some(json_type),
+            r#"{"message":"a","type":7}"#.into(),
+            422,
+            "invalid_field",
+            Some("type"),
+        ),
+        (
+            "POST",
+            "/api/notifications".into(),
+            Some(json_type),
+            r#"{"message":"a","type":"info","userId":5}"#.into(),
+            422,
+            "invalid_field",
+            Some("userId"),
+        ),
+        (
+            "POST",
+            "/api/notifications".into(),
+            Some(json_type),
+            r#"{"message":"a","type":"info","userId":""}"#.into(),
+            422,
+            "invalid_field",
+            Some("userId"),
+        ),
+        (
+            "POST",
+            "/api/notifications".into(),
+            Some(json_type),
+            r#"{"message":"a","type":"info","metadata":[1]}"#.into(),
+            422,
+            "invalid_field",
+            Some("metadata"),
+        ),
+        (
+            "POST",
+            "/api/notifications".into(),
+            Some(json_type),
+            r#"{"message":"a","type":"info","metadata":"x"}"#.into(),
+            422,
+            "invalid_field",
+            Some("metadata"),
+        ),
+        (
+            "POST",
+            "/api/notifications".into(),
+            Some(json_type),
+            format!(r#"{{"message":"a","type":"info","metadata":{big_metadata}}}"#),
+            422,
+            "invalid_field",
+            Some("metadata"),
+        ),
+        (
+            "POST",
+            "/api/notifications".into(),
+            Some(json_type),
+            huge_body,
+            413,
+            "body_too_large",
+            None,
+        ),
+        (
+            "POST",
+            "/api/notifications".into(),
+            None,
+            r#"{"message":"a","type":"info"}"#.into(),
+            415,
+            "unsupported_media_type",
+            None,
+        ),
+        (
+            "POST",
+            "/api/notifications".into(),
+            Some("text/plain"),
+            r#"{"message":"a","type":"info"}"#.into(),
+            415,
+            "unsupported_media_type",
+            None,
+        ),
+        (
+            "GET",
+            "/api/notifications?limit=0".into(),
+            None,
+            String::new(),
+            400,
+            "invalid_query",
+            Some("limit"),
+        ),
+        (
+            "GET",
+            "/api/notifications?limit=501".into(),
+            None,
+            String::new(),
+            400,
+            "invalid_query",
+            Some("limit"),
+        ),
+        (
+            "GET",
+            "/api/notifications?limit=ten".into(),
+            None,
+            String::new(),
+            400,
+            "invalid_query",
+            Some("limit"),
+        ),
+        (
+            "GET",
+            "/api/notifications?limit=-1".into(),
+            None,
+            String::new(),
+            400,
+            "invalid_query",
+            Some("limit"),
+        ),
+        (
+            "GET",
+            "/api/notifications?type=urgent".into(),
+            None,
+            String::new(),
+            400,
+            "invalid_query",
+            Some("type"),
+        ),
+        (
+            "GET",
+            "/api/notifications?before=yesterday".into(),
+            None,
+            String::new(),
+            400,
+            "invalid_query",
+            Some("before"),
+        ),
+        (
+            "GET",
+            "/api/notifications?before=0190a0a0-0000-7000-8000-000000000000".into(),
+            None,
+            String::new(),
+            400,
+            "invalid_query",
+            Some("before"),
+        ),
+        (
+            "GET",
+            "/api/notifications?userId=".into(),
+            None,
+            String::new(),
+            400,
+            "invalid_query",
+            Some("userId"),
+        ),
+        (
+            "GET",
+            "/api/notifications/not-a-uuid".into(),
+            None,
+            String::new(),
+            400,
+            "invalid_path",
+            Some("id"),
+        ),
+        (
+            "GET",
+            "/api/notifications/0190a0a0-0000-7000-8000-000000000000".into(),
+            None,
+            String::new(),
+            404,
+            "not_found",
+            None,
+        ),
+        (
+            "GET",
+            "/api/nothing-here".into(),
+            None,
+            String::new(),
+            404,
+            "not_found",
+            None,
+        ),
+        (
+            "GET",
+            "/api/jobs?job=backup".into(),
+            None,
+            String::new(),
+            400,
+            "invalid_query",
+            Some("job"),
+        ),
+        (
+            "GET",
+            "/api/jobs?before=7".into(),
+            None,
+            String::new(),
+            400,
+            "invalid_query",
+            Some("before"),
+        ),
+        (
+            "GET",
+            "/api/jobs?limit=0".into(),
+            None,
+            String::new(),
+            400,
+            "invalid_query",
+            Some("limit"),
+        ),
+        (
+            "GET",
+            "/api/users/nobody-known".into(),
+            None,
+            String::new(),
+            404,
+            "not_found",
+            None,
+        ),
+        // PostgreSQL's text holds no NUL character: refused before it reaches the database.
+        (
+            "POST",
+            "/api/notifications".into(),
+            Some(json_type),
+            r#"{"message":"a\u0000b","type":"info"}"#.into(),
+            422,
+            "invalid_field",
+            Some("message"),
+        ),
+        (
+            "POST",
+            "/api/notifications".into(),
+            Some(json_type),
+            r#"{"message":"a","type":"info","userId":"bob\u0000"}"#.into(),
+            422,
+            "invalid_field",
+            Some("userId"),
+        ),
+        (
+            "GET",
+            "/api/notifications?userId=bob%00".into(),
+            None,
+            String::new(),
+            400,
+            "invalid_query",
+            Some("userId"),
+        ),
+        (
+            "GET",
+            format!("/api/notifications?userId={}", "u".repeat(257)),
+            None,
+            String::new(),
+            400,
+            "invalid_query",
+            Some("userId"),
+        ),
+        (
+            "GET",
+            "/api/sse/notifications?userId=bob%00".into(),
+            None,
+            String::new(),
+            400,
+            "invalid_query",
+            Some("userId"),
+        ),
+        (
+            "GET",
+            "/api/users/bob%00".into(),
+            None,
+            String::new(),
+            400,
+            "invalid_path",
+            Some("userId"),
+        ),
+        (
+            "DELETE",
+            "/api/notifications".into(),
+            None,
+            String::new(),
+            405,
+            "method_not_allowed",
+            None,
+        ),
+        (
+            "PUT",
+            "/api/health".into(),
+            None,
+            String::new(),
+            405,
+            "method_not_allowed",
+            None,
+        ),
+    ];
+    assert!(cases.len() >= 25);
+    for (method, path, content_type, body, status, code, field) in cases {
+        let mut request = server
+            .client()
+            .request(method.parse().unwrap(), server.url(&path))
+            .body(body.clone());
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.unwrap();
+        let got = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let shown: String = body.chars().take(60).collect();
+        assert_eq!(got, status, "{method} {path} {shown:?}: {text}");
+        let error: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{method} {path}: the error is not JSON: {text}"));
+        assert_eq!(
+            error["error"]["code"], code,
+            "{method} {path} {shown:?}: {text}"
+        );
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{text}"
+        );
+        assert_eq!(
+            error["error"]["field"].as_str(),
+            field,
+            "{method} {path} {shown:?}: {text}"
+        );
+    }
+
+    let key_too_long = "k".repeat(256);
+    let response = server
+        .client()
+        .post(server.url("/api/notifications"))
+        .header("idempotency-key", key_too_long)
+        .json(&json!({"message": "a", "type": "info"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+}
