@@ -10,8 +10,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::Api;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use operator::builders;
+use operator::controller::FINALIZER;
 use operator::crd::{ChildState, NotificationPlatform};
-use operator::reconcile::FINALIZER;
 use serde_json::json;
 use test_support::{PrivateEnv, settings};
 

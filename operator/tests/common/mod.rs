@@ -19,9 +19,9 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, Client, CustomResourceExt, ResourceExt};
+use operator::controller::{self, Config};
 use operator::crd::{NotificationPlatform, NotificationPlatformSpec};
 use operator::metrics::Metrics;
-use operator::reconcile::{self, Config};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, ConfigSource, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
@@ -115,7 +115,7 @@ pub async fn start_with(kafka_brokers: &str, resync: Duration) -> Env {
         instance: Some("integration-test".into()),
         resync,
     };
-    let controller = tokio::spawn(reconcile::run(
+    let controller = tokio::spawn(controller::run(
         client.clone(),
         config,
         Metrics::new(),
