@@ -51,11 +51,14 @@ impl Children {
         platform: &NotificationPlatform,
     ) -> Result<(ComponentStatus, ComponentStatus), Error> {
         let config_maps = self.api::<ConfigMap>();
-        let mut keep_config_maps =
-            vec![apply(&config_maps, &config_map(platform)).await?.name_any()];
+        let mut keep_config_maps = vec![
+            apply_child(&config_maps, "ConfigMap", &config_map(platform))
+                .await?
+                .name_any(),
+        ];
         if platform.spec.observability.grafana_dashboards {
             keep_config_maps.push(
-                apply(&config_maps, &dashboards_config_map(platform))
+                apply_child(&config_maps, "ConfigMap", &dashboards_config_map(platform))
                     .await?
                     .name_any(),
             );
@@ -64,16 +67,19 @@ impl Children {
             .await?;
 
         let deployments = self.api::<Deployment>();
-        let api = apply(&deployments, &api_deployment(platform)).await?;
-        let processor = apply(&deployments, &processor_deployment(platform)).await?;
+        let api = apply_child(&deployments, "Deployment", &api_deployment(platform)).await?;
+        let processor =
+            apply_child(&deployments, "Deployment", &processor_deployment(platform)).await?;
         let kept = [api.name_any(), processor.name_any()];
         self.prune(&deployments, platform, &kept, "Deployment")
             .await?;
 
         let services = self.api::<Service>();
         let kept = [
-            apply(&services, &api_service(platform)).await?.name_any(),
-            apply(&services, &processor_service(platform))
+            apply_child(&services, "Service", &api_service(platform))
+                .await?
+                .name_any(),
+            apply_child(&services, "Service", &processor_service(platform))
                 .await?
                 .name_any(),
         ];
@@ -98,7 +104,12 @@ impl Children {
                 .collect::<Vec<_>>(),
             // The API server answers a group it does not serve with a plain-text 404.
             Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
-            Err(error) => return Err(error.into()),
+            Err(source) => {
+                return Err(Error::DiscoverApiGroup {
+                    group_version: MONITORING_GROUP_VERSION,
+                    source,
+                });
+            }
         };
         let observability = &platform.spec.observability;
         for (resource, wanted, object) in [
@@ -119,12 +130,11 @@ impl Children {
             let api: Api<DynamicObject> =
                 Api::namespaced_with(self.client.clone(), &self.namespace, &resource);
             let keep = if wanted {
-                vec![apply(&api, &object).await?.name_any()]
+                vec![apply_child(&api, &resource.kind, &object).await?.name_any()]
             } else {
                 vec![]
             };
-            let kind = resource.kind.clone();
-            self.prune(&api, platform, &keep, &kind).await?;
+            self.prune(&api, platform, &keep, &resource.kind).await?;
         }
         Ok(())
     }
@@ -144,7 +154,13 @@ impl Children {
                 Err(kube::Error::Api(status)) if status.is_invalid() || status.code == 400 => {
                     (ChildState::Failed, Some(status.message.clone()))
                 }
-                Err(error) => return Err(error.into()),
+                Err(source) => {
+                    return Err(Error::ApplyChild {
+                        kind: "CronJob".into(),
+                        name,
+                        source,
+                    });
+                }
             };
             statuses.push(ScheduleStatus {
                 name: schedule.name.clone(),
@@ -172,7 +188,11 @@ impl Children {
         let owner = platform.uid().unwrap_or_default();
         let existing = api
             .list_metadata(&ListParams::default().labels(&owned_selector(platform)))
-            .await?;
+            .await
+            .map_err(|source| Error::ListChildren {
+                kind: kind.into(),
+                source,
+            })?;
         for object in existing.items {
             let name = object.name_any();
             let owned = object.owner_references().iter().any(|o| o.uid == owner);
@@ -183,7 +203,13 @@ impl Children {
             match api.delete(&name, &DeleteParams::background()).await {
                 Ok(_) => self.pruned.push(format!("{kind} {name}")),
                 Err(kube::Error::Api(status)) if status.is_not_found() => {}
-                Err(error) => return Err(error.into()),
+                Err(source) => {
+                    return Err(Error::PruneChild {
+                        kind: kind.into(),
+                        name,
+                        source,
+                    });
+                }
             }
         }
         Ok(())
@@ -205,6 +231,8 @@ fn component_status(deployment: &Deployment) -> ComponentStatus {
     }
 }
 
+/// Server-side apply as the operator's field manager, forced: fields someone else changed by
+/// hand are taken back.
 async fn apply<K>(api: &Api<K>, object: &K) -> Result<K, kube::Error>
 where
     K: Resource + Clone + Serialize + DeserializeOwned + Debug,
@@ -212,6 +240,20 @@ where
     let params = PatchParams::apply(FIELD_MANAGER).force();
     api.patch(&object.name_any(), &params, &Patch::Apply(object))
         .await
+}
+
+/// [`apply`] for a child the platform cannot do without: a failure fails the reconcile.
+async fn apply_child<K>(api: &Api<K>, kind: &str, object: &K) -> Result<K, Error>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + Debug,
+{
+    apply(api, object)
+        .await
+        .map_err(|source| Error::ApplyChild {
+            kind: kind.into(),
+            name: object.name_any(),
+            source,
+        })
 }
 
 #[cfg(test)]

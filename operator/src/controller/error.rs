@@ -1,26 +1,59 @@
-//! Why a reconcile failed; the message becomes a Warning Event and a log line.
+//! Why a reconcile failed: the step, the object it was about, and the cause. The message
+//! becomes a Warning Event and a log line; it never carries a Secret's value.
 
+use super::secrets::SecretError;
 use crate::kafka_topics::TopicsError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("Kubernetes API request failed: {0}")]
-    Kube(#[from] kube::Error),
-    #[error(transparent)]
-    Topics(#[from] TopicsError),
-    #[error("cannot read the Kafka brokers: {0}")]
-    BrokersSecret(String),
-    #[error("NotificationPlatform {0} has no namespace")]
-    NoNamespace(String),
+pub(super) enum Error {
+    #[error("NotificationPlatform {name} has no namespace")]
+    NoNamespace { name: String },
+    #[error("adding the Kafka topics finalizer to NotificationPlatform {name}: {source}")]
+    AddFinalizer { name: String, source: kube::Error },
+    #[error("removing the Kafka topics finalizer from NotificationPlatform {name}: {source}")]
+    RemoveFinalizer { name: String, source: kube::Error },
+    #[error("applying {kind} {name}: {source}")]
+    ApplyChild {
+        kind: String,
+        name: String,
+        source: kube::Error,
+    },
+    #[error("listing the owned {kind} objects to prune: {source}")]
+    ListChildren { kind: String, source: kube::Error },
+    #[error("deleting {kind} {name}, no longer in the spec: {source}")]
+    PruneChild {
+        kind: String,
+        name: String,
+        source: kube::Error,
+    },
+    #[error("discovering the API group {group_version}: {source}")]
+    DiscoverApiGroup {
+        group_version: &'static str,
+        source: kube::Error,
+    },
+    #[error("writing the status of NotificationPlatform {name}: {source}")]
+    PatchStatus { name: String, source: kube::Error },
+    #[error("cannot read the Kafka brokers: {source}")]
+    ReadBrokers { source: SecretError },
+    #[error("deleting Kafka topics {topics}: {source}")]
+    DeleteTopics { topics: String, source: TopicsError },
 }
 
 impl Error {
+    /// The `reason` label of the failure metric; coarser than the variants, so that the
+    /// series stay few and existing dashboards and alerts keep working.
     pub(super) fn metric_label(&self) -> &'static str {
         match self {
-            Self::Kube(_) => "kube",
-            Self::Topics(_) => "kafka",
-            Self::BrokersSecret(_) => "brokers_secret",
-            Self::NoNamespace(_) => "no_namespace",
+            Self::AddFinalizer { .. }
+            | Self::RemoveFinalizer { .. }
+            | Self::ApplyChild { .. }
+            | Self::ListChildren { .. }
+            | Self::PruneChild { .. }
+            | Self::DiscoverApiGroup { .. }
+            | Self::PatchStatus { .. } => "kube",
+            Self::DeleteTopics { .. } => "kafka",
+            Self::ReadBrokers { .. } => "brokers_secret",
+            Self::NoNamespace { .. } => "no_namespace",
         }
     }
 }

@@ -32,14 +32,23 @@ pub(super) async fn sync_finalizer(
     if wants {
         finalizers.push(FINALIZER.into());
     }
-    set_finalizers(platform, platforms, finalizers).await
+    let name = platform.name_any();
+    set_finalizers(platform, platforms, finalizers)
+        .await
+        .map_err(|source| {
+            if wants {
+                Error::AddFinalizer { name, source }
+            } else {
+                Error::RemoveFinalizer { name, source }
+            }
+        })
 }
 
 async fn set_finalizers(
     platform: &NotificationPlatform,
     platforms: &Api<NotificationPlatform>,
     finalizers: Vec<String>,
-) -> Result<(), Error> {
+) -> Result<(), kube::Error> {
     // The resourceVersion makes the API server refuse the patch if someone else changed the
     // list meanwhile, instead of silently overwriting their finalizer.
     let patch = json!({"metadata": {"resourceVersion": platform.resource_version(), "finalizers": finalizers}});
@@ -72,7 +81,12 @@ pub(super) async fn cleanup(
         .filter(|f| *f != FINALIZER)
         .cloned()
         .collect();
-    set_finalizers(platform, platforms, rest).await?;
+    set_finalizers(platform, platforms, rest)
+        .await
+        .map_err(|source| Error::RemoveFinalizer {
+            name: platform.name_any(),
+            source,
+        })?;
     context.metrics.reconciled("deleted");
     Ok(Action::await_change())
 }

@@ -20,6 +20,5 @@ mod secrets;
 mod topics;
 
 pub use context::Config;
-pub use error::Error;
 pub use finalizer::FINALIZER;
 pub use run::run;

@@ -27,9 +27,9 @@ pub(super) async fn reconcile(
     context: Arc<Context>,
 ) -> Result<Action, Error> {
     let _timer = context.metrics.start();
-    let namespace = platform
-        .namespace()
-        .ok_or_else(|| Error::NoNamespace(platform.name_any()))?;
+    let namespace = platform.namespace().ok_or_else(|| Error::NoNamespace {
+        name: platform.name_any(),
+    })?;
     let platforms: Api<NotificationPlatform> = Api::namespaced(context.client.clone(), &namespace);
 
     if platform.meta().deletion_timestamp.is_some() {
@@ -116,6 +116,10 @@ async fn write_status(
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(&patch),
         )
-        .await?;
+        .await
+        .map_err(|source| Error::PatchStatus {
+            name: platform.name_any(),
+            source,
+        })?;
     Ok(())
 }

@@ -6,62 +6,62 @@ use kube::{Api, Client};
 
 use crate::crd::{NotificationPlatform, SecretKeyRef};
 
-/// Why a referenced Secret key cannot be used.
-#[derive(Debug)]
-struct SecretProblem {
-    /// Condition reason, e.g. `SecretNotFound`.
-    reason: &'static str,
-    message: String,
+/// Why a referenced Secret key cannot be used. `secret` is `namespace/name`; the messages end
+/// up in status conditions and Events, so they name the Secret and key, never the value.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum SecretError {
+    #[error("reading Secret {secret}: {source}")]
+    Unreadable { secret: String, source: kube::Error },
+    #[error("Secret {secret} does not exist")]
+    NotFound { secret: String },
+    #[error("Secret {secret} has no key {key}")]
+    KeyMissing { secret: String, key: String },
+    #[error("Secret {secret} key {key} is not UTF-8")]
+    NotUtf8 { secret: String, key: String },
+}
+
+impl SecretError {
+    /// The reason of the KafkaTopicsReady condition when this is the brokers Secret.
+    pub(super) fn kafka_reason(&self) -> &'static str {
+        match self {
+            Self::Unreadable { .. } => "KafkaSecretUnreadable",
+            Self::NotFound { .. } => "KafkaSecretNotFound",
+            Self::KeyMissing { .. } => "KafkaSecretKeyMissing",
+            Self::NotUtf8 { .. } => "KafkaSecretInvalid",
+        }
+    }
 }
 
 /// The value of a Secret key in the platform's namespace.
-async fn read_secret(
+pub(super) async fn read_secret(
     client: &Client,
     namespace: &str,
-    secret: &SecretKeyRef,
-) -> Result<String, SecretProblem> {
-    let problem = |reason, message| SecretProblem { reason, message };
-    let name = format!("Secret {namespace}/{}", secret.name);
+    reference: &SecretKeyRef,
+) -> Result<String, SecretError> {
+    let secret = || format!("{namespace}/{}", reference.name);
     let found = Api::<Secret>::namespaced(client.clone(), namespace)
-        .get_opt(&secret.name)
+        .get_opt(&reference.name)
         .await
-        .map_err(|e| problem("SecretUnreadable", format!("reading {name}: {e}")))?
-        .ok_or_else(|| problem("SecretNotFound", format!("{name} does not exist")))?;
+        .map_err(|source| SecretError::Unreadable {
+            secret: secret(),
+            source,
+        })?
+        .ok_or_else(|| SecretError::NotFound { secret: secret() })?;
     let value = found
         .data
         .as_ref()
-        .and_then(|data| data.get(&secret.key))
-        .ok_or_else(|| {
-            problem(
-                "SecretKeyMissing",
-                format!("{name} has no key {}", secret.key),
-            )
+        .and_then(|data| data.get(&reference.key))
+        .ok_or_else(|| SecretError::KeyMissing {
+            secret: secret(),
+            key: reference.key.clone(),
         })?;
     String::from_utf8(value.0.clone())
         .map(|value| value.trim().to_owned())
-        .map_err(|_| {
-            problem(
-                "SecretInvalid",
-                format!("{name} key {} is not UTF-8", secret.key),
-            )
+        // Not the conversion error as the source: it holds the value.
+        .map_err(|_| SecretError::NotUtf8 {
+            secret: secret(),
+            key: reference.key.clone(),
         })
-}
-
-/// The bootstrap servers from the referenced Secret, or a condition reason and message.
-pub(super) async fn read_brokers(
-    client: &Client,
-    namespace: &str,
-    secret: &SecretKeyRef,
-) -> Result<String, (&'static str, String)> {
-    read_secret(client, namespace, secret).await.map_err(|p| {
-        let reason = match p.reason {
-            "SecretNotFound" => "KafkaSecretNotFound",
-            "SecretKeyMissing" => "KafkaSecretKeyMissing",
-            "SecretInvalid" => "KafkaSecretInvalid",
-            _ => "KafkaSecretUnreadable",
-        };
-        (reason, p.message)
-    })
 }
 
 /// The database and Redis Secrets the pods need; without them no pod can start, so this is
@@ -76,8 +76,8 @@ pub(super) async fn missing_secrets(
         ("database", &platform.spec.database),
         ("redis", &platform.spec.redis),
     ] {
-        if let Err(problem) = read_secret(client, namespace, secret).await {
-            missing.push(format!("{what}: {}", problem.message));
+        if let Err(error) = read_secret(client, namespace, secret).await {
+            missing.push(format!("{what}: {error}"));
         }
     }
     missing

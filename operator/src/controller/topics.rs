@@ -7,7 +7,7 @@ use tracing::{info, warn};
 
 use super::context::Context;
 use super::error::Error;
-use super::secrets::read_brokers;
+use super::secrets::{SecretError, read_secret};
 use crate::crd::NotificationPlatform;
 use crate::events;
 use crate::kafka_topics::{TopicAdmin, TopicsError, TopicsReport};
@@ -20,7 +20,7 @@ pub(super) async fn converge(
     context: &Context,
     namespace: &str,
 ) -> (KafkaOutcome, Option<TopicsReport>) {
-    let brokers = match read_brokers(
+    let brokers = match read_secret(
         &context.client,
         namespace,
         &platform.spec.kafka.brokers_secret_ref,
@@ -28,7 +28,13 @@ pub(super) async fn converge(
     .await
     {
         Ok(brokers) => brokers,
-        Err((reason, message)) => return (KafkaOutcome::Unavailable { reason, message }, None),
+        Err(error) => {
+            let outcome = KafkaOutcome::Unavailable {
+                reason: error.kafka_reason(),
+                message: error.to_string(),
+            };
+            return (outcome, None);
+        }
     };
     let result = match TopicAdmin::new(&brokers, context.config.kafka_timeout) {
         Ok(admin) => admin.ensure(&platform.spec.kafka.topics).await,
@@ -66,7 +72,7 @@ pub(super) async fn delete(
         .iter()
         .map(|t| t.name.as_str())
         .collect();
-    let (event_type, reason, note) = match read_brokers(
+    let (event_type, reason, note) = match read_secret(
         &context.client,
         &namespace,
         &platform.spec.kafka.brokers_secret_ref,
@@ -74,22 +80,27 @@ pub(super) async fn delete(
     .await
     {
         Ok(brokers) => {
-            TopicAdmin::new(&brokers, context.config.kafka_timeout)?
-                .delete(&names)
-                .await?;
+            let deleted = match TopicAdmin::new(&brokers, context.config.kafka_timeout) {
+                Ok(admin) => admin.delete(&names).await,
+                Err(error) => Err(error),
+            };
+            deleted.map_err(|source| Error::DeleteTopics {
+                topics: names.join(", "),
+                source,
+            })?;
             info!(platform = %platform.name_any(), %namespace, topics = ?names, "deleted Kafka topics");
             let note = format!("deleted Kafka topics {}", names.join(", "));
             (EventType::Normal, "TopicsDeleted", note)
         }
         // Deleting the namespace deletes the Secret too, often first: waiting for it would
         // hold the resource, and so the namespace, forever. The topics are left, and said so.
-        Err(("KafkaSecretNotFound", message)) => {
-            warn!(platform = %platform.name_any(), %namespace, topics = ?names, %message,
+        Err(error @ SecretError::NotFound { .. }) => {
+            warn!(platform = %platform.name_any(), %namespace, topics = ?names, %error,
                 "Kafka topics left in place: the brokers Secret is gone");
-            let note = format!("Kafka topics {} left in place: {message}", names.join(", "));
+            let note = format!("Kafka topics {} left in place: {error}", names.join(", "));
             (EventType::Warning, "TopicsNotDeleted", note)
         }
-        Err((_, message)) => return Err(Error::BrokersSecret(message)),
+        Err(source) => return Err(Error::ReadBrokers { source }),
     };
     Ok(events::event(event_type, reason, note))
 }
