@@ -344,8 +344,22 @@ async fn wrong_brokers_degrade_until_the_secret_is_fixed() {
     let env = start(UNREACHABLE_BROKERS).await;
     env.create("outage", env.spec(json!({}))).await;
 
-    env.condition("outage", "Degraded", "True", Some("KafkaUnreachable"))
+    let platform = env
+        .condition("outage", "Degraded", "True", Some("KafkaUnreachable"))
         .await;
+    let degraded = platform
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Degraded")
+        .unwrap();
+    // The brokers are the Secret's value: the message names the Secret instead.
+    assert!(
+        !degraded.message.contains(UNREACHABLE_BROKERS) && degraded.message.contains(KAFKA_SECRET),
+        "{}",
+        degraded.message
+    );
     env.condition(
         "outage",
         "KafkaTopicsReady",
@@ -353,7 +367,8 @@ async fn wrong_brokers_degrade_until_the_secret_is_fixed() {
         Some("KafkaUnreachable"),
     )
     .await;
-    env.event("Warning", "KafkaUnreachable").await;
+    let event = env.event("Warning", "KafkaUnreachable").await;
+    assert!(!event.note.unwrap_or_default().contains(UNREACHABLE_BROKERS));
     // Kafka being down does not hold back the workloads.
     assert!(
         env.deployments

@@ -43,17 +43,19 @@ pub(super) async fn converge(
     match result {
         Ok(report) => (KafkaOutcome::Checked(report.statuses.clone()), Some(report)),
         Err(error) => {
-            let reason = match error {
-                TopicsError::Unreachable { .. } => "KafkaUnreachable",
-                _ => "KafkaAdminFailed",
+            let (reason, message) = match error {
+                // The brokers are a Secret's value, so the message points to the Secret.
+                TopicsError::Unreachable { .. } => {
+                    let secret = &platform.spec.kafka.brokers_secret_ref;
+                    let message = format!(
+                        "{error} (brokers from Secret {namespace}/{} key {})",
+                        secret.name, secret.key
+                    );
+                    ("KafkaUnreachable", message)
+                }
+                _ => ("KafkaAdminFailed", error.to_string()),
             };
-            (
-                KafkaOutcome::Unavailable {
-                    reason,
-                    message: error.to_string(),
-                },
-                None,
-            )
+            (KafkaOutcome::Unavailable { reason, message }, None)
         }
     }
 }
