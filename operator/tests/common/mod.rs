@@ -312,7 +312,6 @@ impl Env {
         .await
     }
 
-    /// Waits for an Event about the platform with this type and reason.
     /// Waits until the platform is gone, its finalizer released.
     pub async fn deleted(&self, name: &str) {
         eventually(&format!("platform {name} deleted"), || async {
@@ -326,6 +325,7 @@ impl Env {
         .await;
     }
 
+    /// Waits for an Event about the platform with this type and reason.
     pub async fn event(&self, type_: &str, reason: &str) -> Event {
         let events: Api<Event> = Api::namespaced(self.client.clone(), &self.namespace);
         eventually(&format!("{type_} event {reason}"), || async {
