@@ -7,13 +7,15 @@
 //! - `children`: server-side apply and pruning of the owned objects.
 //! - `secrets`: the referenced Secrets; `topics`: the Kafka topics; `finalizer`: the finalizer
 //!   and the cleanup it guards.
-//! - `context`: what every reconcile shares; `error`: why a reconcile failed.
+//! - `context`: what every reconcile shares; `error`: why a reconcile failed, with
+//!   `kube_message` for the API server's part of it.
 
 mod backoff;
 mod children;
 mod context;
 mod error;
 mod finalizer;
+mod kube_message;
 mod reconcile;
 mod run;
 mod secrets;

@@ -4,13 +4,14 @@
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 
+use super::kube_message::kube_message;
 use crate::crd::{NotificationPlatform, SecretKeyRef};
 
 /// Why a referenced Secret key cannot be used. `secret` is `namespace/name`; the messages end
 /// up in status conditions and Events, so they name the Secret and key, never the value.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum SecretError {
-    #[error("reading Secret {secret}: {source}")]
+    #[error("reading Secret {secret}: {}", kube_message(.source))]
     Unreadable { secret: String, source: kube::Error },
     #[error("Secret {secret} does not exist")]
     NotFound { secret: String },
