@@ -17,9 +17,9 @@ use crate::crd::{ChildState, TopicSpec, TopicStatus};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopicsError {
-    #[error("Kafka at {brokers} is unreachable: {source}")]
+    /// Without the brokers: they come from a Secret, and this message ends up in the status.
+    #[error("Kafka is unreachable: {source}")]
     Unreachable {
-        brokers: String,
         #[source]
         source: KafkaError,
     },
@@ -48,7 +48,6 @@ pub struct TopicsReport {
 /// from a Secret that may change at any time.
 pub struct TopicAdmin {
     client: Arc<AdminClient<DefaultClientContext>>,
-    brokers: String,
     timeout: Duration,
 }
 
@@ -61,13 +60,9 @@ impl TopicAdmin {
                 timeout.as_millis().to_string(),
             )
             .create()
-            .map_err(|source| TopicsError::Unreachable {
-                brokers: brokers.into(),
-                source,
-            })?;
+            .map_err(|source| TopicsError::Unreachable { source })?;
         Ok(Self {
             client: Arc::new(client),
-            brokers: brokers.into(),
             timeout,
         })
     }
@@ -87,10 +82,7 @@ impl TopicAdmin {
             tokio::task::spawn_blocking(move || client.inner().fetch_metadata(None, timeout))
                 .await
                 .map_err(|e| TopicsError::Admin(KafkaError::AdminOpCreation(e.to_string())))?
-                .map_err(|source| TopicsError::Unreachable {
-                    brokers: self.brokers.clone(),
-                    source,
-                })?;
+                .map_err(|source| TopicsError::Unreachable { source })?;
         Ok(metadata
             .topics()
             .iter()

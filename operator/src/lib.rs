@@ -4,17 +4,17 @@
 //!   `crds/`.
 //! - [`builders`]: pure functions from a platform to its children (Deployments, Services,
 //!   ConfigMaps, CronJobs, dashboards, Prometheus Operator objects).
-//! - [`reconcile`]: the controller: server-side apply, pruning, finalizer, status, Events.
+//! - [`controller`]: server-side apply, pruning, finalizer, Kafka topics, status, Events.
 //! - [`kafka_topics`]: topics through Kafka's admin API; [`status`]: conditions;
 //!   [`events`]: which Events a reconcile publishes.
 //! - [`leader`], [`http`], [`metrics`]: running several replicas, probes and metrics.
 
 pub mod builders;
+pub mod controller;
 pub mod crd;
 pub mod events;
 pub mod http;
 pub mod kafka_topics;
 pub mod leader;
 pub mod metrics;
-pub mod reconcile;
 pub mod status;

@@ -11,11 +11,11 @@ use clap::{Args, Parser, Subcommand};
 use herald_core::telemetry::{self, TelemetryArgs};
 use kube::api::ListParams;
 use kube::{Api, Client};
+use operator::controller::{self, Config};
 use operator::crd::{NotificationPlatform, crd_yaml};
 use operator::http::{self, Probes};
 use operator::leader::LeaseLock;
 use operator::metrics::Metrics;
-use operator::reconcile::{self, Config};
 use tokio::sync::watch;
 use tracing::{error, info};
 
@@ -162,7 +162,7 @@ async fn run(args: RunArgs, telemetry_args: &TelemetryArgs) -> anyhow::Result<()
         instance: Some(identity.clone()),
         ..Config::default()
     };
-    let controller = reconcile::run(client.clone(), config, probes.metrics.clone(), shutdown());
+    let controller = controller::run(client.clone(), config, probes.metrics.clone(), shutdown());
 
     if args.leader_election {
         let lock = LeaseLock::new(

@@ -19,9 +19,9 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, Client, CustomResourceExt, ResourceExt};
+use operator::controller::{self, Config};
 use operator::crd::{NotificationPlatform, NotificationPlatformSpec};
 use operator::metrics::Metrics;
-use operator::reconcile::{self, Config};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, ConfigSource, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
@@ -115,7 +115,7 @@ pub async fn start_with(kafka_brokers: &str, resync: Duration) -> Env {
         instance: Some("integration-test".into()),
         resync,
     };
-    let controller = tokio::spawn(reconcile::run(
+    let controller = tokio::spawn(controller::run(
         client.clone(),
         config,
         Metrics::new(),
@@ -312,7 +312,6 @@ impl Env {
         .await
     }
 
-    /// Waits for an Event about the platform with this type and reason.
     /// Waits until the platform is gone, its finalizer released.
     pub async fn deleted(&self, name: &str) {
         eventually(&format!("platform {name} deleted"), || async {
@@ -326,6 +325,7 @@ impl Env {
         .await;
     }
 
+    /// Waits for an Event about the platform with this type and reason.
     pub async fn event(&self, type_: &str, reason: &str) -> Event {
         let events: Api<Event> = Api::namespaced(self.client.clone(), &self.namespace);
         eventually(&format!("{type_} event {reason}"), || async {
