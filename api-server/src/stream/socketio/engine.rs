@@ -21,6 +21,7 @@ use herald_core::db::DbError;
 use herald_core::fanout::Broadcast;
 use serde::Serialize;
 use serde_json::Value;
+use stream_protocols::websocket::{self, Read, close_code};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -28,7 +29,6 @@ use super::super::direct::{self, Protocol};
 use super::super::replay::{Delivery, Feed};
 use super::super::wire::{Closing, Reset};
 use super::super::ws;
-use super::super::ws_codec::{self, Read, close_code};
 use super::{Resume, event_name, parse_auth};
 use crate::connection::Peer;
 use crate::state::SharedState;
@@ -177,7 +177,7 @@ pub(super) fn before_connect(message: &[u8]) -> Before {
 #[derive(Debug)]
 pub struct Session {
     /// What the client sends over WebSocket.
-    inbound: ws_codec::Inbound,
+    inbound: websocket::Inbound,
     unanswered_pings: u8,
 }
 
@@ -192,13 +192,13 @@ pub(super) struct Reaction {
 impl Session {
     pub fn new() -> Self {
         Self {
-            inbound: ws_codec::Inbound::keeping_text(MAX_CLIENT_MESSAGE),
+            inbound: websocket::Inbound::keeping_text(MAX_CLIENT_MESSAGE),
             unanswered_pings: 0,
         }
     }
 
     /// The session of a client that moved from long-polling to a WebSocket, read by `inbound`.
-    pub(super) fn upgraded(self, inbound: ws_codec::Inbound) -> Self {
+    pub(super) fn upgraded(self, inbound: websocket::Inbound) -> Self {
         Self { inbound, ..self }
     }
 
@@ -216,7 +216,7 @@ impl Session {
         for message in self.inbound.take_texts() {
             match message.as_slice() {
                 [b'3', ..] => self.pong(),
-                b"1" | b"41" => return Read::Closing(ws_codec::close(close_code::NORMAL, "")),
+                b"1" | b"41" => return Read::Closing(websocket::close(close_code::NORMAL, "")),
                 // A client multiplexing namespaces over this connection waits for an answer.
                 [b'4', b'0', b'/', ..] => {
                     if let Before::Connect(Err(refusal)) = before_connect(&message) {
@@ -242,7 +242,7 @@ impl Session {
         let reaction = self.react(delivery, last_sequence);
         let mut frames: Vec<Bytes> = reaction.packets.iter().map(|p| text(p)).collect();
         if let Some((code, reason)) = reaction.close {
-            frames.push(ws_codec::close(code, reason));
+            frames.push(websocket::close(code, reason));
         }
         (frames.concat().into(), reaction.close.is_none())
     }
@@ -339,7 +339,7 @@ fn packet(prefix: &str, data: &impl Serialize) -> String {
 }
 
 pub(super) fn text(packet: &str) -> Bytes {
-    ws_codec::text(packet.as_bytes())
+    websocket::text(packet.as_bytes())
 }
 
 pub(super) fn new_id() -> String {

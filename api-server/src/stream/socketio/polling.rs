@@ -17,6 +17,7 @@ use axum::extract::Request;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use herald_core::db::DbError;
+use stream_protocols::websocket::{self, Read};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -25,7 +26,6 @@ use tokio::time::Instant;
 use super::super::direct::{self, Protocol};
 use super::super::replay::{ConnectionGauge, Delivery, Feed, StreamCounters};
 use super::super::ws;
-use super::super::ws_codec::{self, Read};
 use super::TRANSPORT;
 use super::engine::{self, Before};
 use crate::connection::Peer;
@@ -245,7 +245,7 @@ pub fn upgrade(
 
 /// `2probe` -> `3probe`, then `5`: the session moves to the WebSocket.
 async fn probe(mut socket: TcpStream, mut input: Vec<u8>, shared: Arc<Shared>, state: SharedState) {
-    let mut inbound = ws_codec::Inbound::keeping_text(engine::MAX_CLIENT_MESSAGE);
+    let mut inbound = websocket::Inbound::keeping_text(engine::MAX_CLIENT_MESSAGE);
     let deadline = Instant::now() + UPGRADE_TIMEOUT;
     let mut probed = false;
     let after = loop {
@@ -304,7 +304,7 @@ async fn probe(mut socket: TcpStream, mut input: Vec<u8>, shared: Arc<Shared>, s
     };
     if closed {
         let mut frames: Vec<Bytes> = packets.iter().map(|p| engine::text(p)).collect();
-        frames.push(ws_codec::close(ws_codec::close_code::NORMAL, ""));
+        frames.push(websocket::close(websocket::close_code::NORMAL, ""));
         let _ = socket.write_all(&frames.concat()).await;
         return;
     }

@@ -3,8 +3,8 @@
 //! which only pings, close frames and (for Socket.IO) short text messages matter here (the
 //! stream is one-way).
 
-use axum::body::Bytes;
 use base64::Engine as _;
+use bytes::Bytes;
 use sha1::{Digest, Sha1};
 
 /// The RFC's fixed key suffix.
