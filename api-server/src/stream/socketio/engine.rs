@@ -41,7 +41,7 @@ const PING_TIMEOUT_MS: u64 = 20_000;
 pub(super) const MAX_PAYLOAD: usize = 100_000;
 /// Client messages up to this long are read (the connect packet and its `auth`); longer ones
 /// are skipped unread.
-pub(super) const MAX_CLIENT_MESSAGE: u64 = 16 * 1024;
+pub(super) const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
 /// Pings a client may leave unanswered: it misses the second one a whole interval late.
 const MAX_UNANSWERED_PINGS: u8 = 2;
 
