@@ -3,15 +3,13 @@
 use axum::body::Bytes;
 use herald_core::db::DbError;
 use herald_core::fanout::Broadcast;
+use stream_protocols::chunked::{self, LAST_CHUNK};
 use stream_protocols::websocket;
 
 use super::super::replay::{Delivery, StreamCounters};
 use super::super::socketio::{self, engine};
 use super::super::{sse, ws};
 use crate::state::SharedState;
-
-/// The end of a chunked body.
-const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 /// How a client's stream is framed on its socket.
 #[derive(Debug)]
@@ -36,7 +34,7 @@ impl Protocol {
     /// The bytes of a notification event: the same for every client of this protocol.
     pub(super) fn event(&self, event: &Broadcast) -> Bytes {
         match self {
-            Self::Sse => chunk(&sse::event_frame(event)),
+            Self::Sse => chunked::chunk(&sse::event_frame(event)),
             Self::WebSocket(_) => websocket::text(ws::event_text(event).as_bytes()),
             Self::SocketIo(_) => engine::event_frame(event),
         }
@@ -53,7 +51,7 @@ impl Protocol {
             Self::Sse => {
                 let (frame, more) = sse::frame(delivery, last_sequence);
                 let mut bytes = Vec::with_capacity(frame.len() + 16);
-                push_chunk(&mut bytes, &frame);
+                chunked::push_chunk(&mut bytes, &frame);
                 if !more {
                     bytes.extend_from_slice(LAST_CHUNK);
                 }
@@ -103,17 +101,4 @@ impl Counters {
             socketio: StreamCounters::new(state, socketio::TRANSPORT),
         }
     }
-}
-
-/// Appends `frame` as one chunk of a chunked body.
-fn push_chunk(out: &mut Vec<u8>, frame: &[u8]) {
-    out.extend_from_slice(format!("{:x}\r\n", frame.len()).as_bytes());
-    out.extend_from_slice(frame);
-    out.extend_from_slice(b"\r\n");
-}
-
-fn chunk(frame: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(frame.len() + 12);
-    push_chunk(&mut out, frame);
-    out.into()
 }
