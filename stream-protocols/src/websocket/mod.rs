@@ -74,19 +74,28 @@ pub fn close(code: u16, reason: &str) -> Bytes {
 
 /// An unfragmented, unmasked frame (servers do not mask).
 fn frame(opcode: u8, payload: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(payload.len() + 10);
-    out.push(0x80 | opcode);
-    match (u8::try_from(payload.len()), u16::try_from(payload.len())) {
-        (Ok(short), _) if short < 126 => out.push(short),
+    let mut header = [0; 10];
+    header[0] = 0x80 | opcode;
+    let header_length = match (u8::try_from(payload.len()), u16::try_from(payload.len())) {
+        (Ok(short), _) if short < 126 => {
+            header[1] = short;
+            2
+        }
         (_, Ok(medium)) => {
-            out.push(126);
-            out.extend_from_slice(&medium.to_be_bytes());
+            header[1] = 126;
+            header[2..4].copy_from_slice(&medium.to_be_bytes());
+            4
         }
         _ => {
-            out.push(127);
-            out.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+            header[1] = 127;
+            header[2..].copy_from_slice(&(payload.len() as u64).to_be_bytes());
+            10
         }
-    }
+    };
+    // Exactly as long as the frame: a vector with room to spare becomes `Bytes` through a
+    // second allocation.
+    let mut out = Vec::with_capacity(header_length + payload.len());
+    out.extend_from_slice(&header[..header_length]);
     out.extend_from_slice(payload);
     out.into()
 }
