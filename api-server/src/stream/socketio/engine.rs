@@ -142,10 +142,10 @@ pub(super) fn before_connect(message: &[u8]) -> Before {
     let Ok(text) = std::str::from_utf8(message) else {
         return Before::Other;
     };
-    let message = match engineio::Session::default().receive(text) {
-        engineio::Received::Message(message) => message,
-        engineio::Received::Close => return Before::Close,
-        engineio::Received::Nothing => return Before::Other,
+    let message = match engineio::Packet::decode(text).map(|packet| (packet.kind, packet.data)) {
+        Ok((engineio::PacketType::Message, message)) => message,
+        Ok((engineio::PacketType::Close, _)) => return Before::Close,
+        _ => return Before::Other,
     };
     let connect = match socketio::Packet::decode(message) {
         Ok(packet) if packet.kind == PacketType::Connect => packet,
