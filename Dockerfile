@@ -28,14 +28,16 @@ COPY processor/Cargo.toml processor/
 COPY operator/Cargo.toml operator/
 COPY test-support/Cargo.toml test-support/
 COPY loadgen/Cargo.toml loadgen/
-RUN for lib in core operator test-support; do mkdir -p "$lib/src" && touch "$lib/src/lib.rs"; done \
+COPY stream-protocols/Cargo.toml stream-protocols/
+RUN for lib in core operator test-support stream-protocols; do mkdir -p "$lib/src" && touch "$lib/src/lib.rs"; done \
  && for bin in api-server processor operator loadgen; do mkdir -p "$bin/src" && echo 'fn main() {}' > "$bin/src/main.rs"; done \
  && cargo build --release --locked -p api-server -p processor -p operator \
- && rm -rf core/src api-server/src processor/src operator/src test-support/src loadgen/src
+ && rm -rf core/src api-server/src processor/src operator/src test-support/src loadgen/src \
+    stream-protocols/src
 COPY . .
 # COPY keeps the checkout's modification times, which can be older than the stubs' build:
 # touching the sources makes cargo rebuild the workspace's own crates.
-RUN find core api-server processor operator -name '*.rs' -exec touch {} + \
+RUN find core api-server processor operator stream-protocols -name '*.rs' -exec touch {} + \
  && cargo build --release --locked -p api-server -p processor -p operator \
  && install -D -m 0755 -t /out target/release/api-server target/release/processor target/release/operator
 

@@ -11,7 +11,6 @@ mod stall;
 mod window;
 mod wire;
 mod ws;
-mod ws_codec;
 
 use axum::Router;
 use utoipa_axum::router::OpenApiRouter;

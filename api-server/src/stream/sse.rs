@@ -25,6 +25,7 @@ use herald_core::db::DbError;
 use herald_core::event::EventType;
 use herald_core::fanout::Broadcast;
 use serde::Serialize;
+use stream_protocols::sse::{Event, KEEP_ALIVE};
 
 use super::direct::{self, Protocol};
 use super::params::{RawQuery, StreamParams, parse_sequence};
@@ -38,8 +39,6 @@ use crate::state::SharedState;
 pub(super) const TRANSPORT: &str = "sse";
 /// How long browsers wait before reconnecting after a shutdown or error.
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
-/// An empty comment, as browsers expect it.
-pub(super) const KEEP_ALIVE: &[u8] = b":\n\n";
 
 /// Live notifications as Server-Sent Events, replaying what a reconnecting client missed.
 ///
@@ -163,13 +162,13 @@ pub(super) fn event_frame(event: &Broadcast) -> Bytes {
         EventType::Created => "notification",
         EventType::Delivered | EventType::Failed => "notification.updated",
     };
-    // JSON text has no raw line breaks, so it fits one `data:` line.
-    format!(
-        "event: {name}\ndata: {}\nid: {}\n\n",
-        event.notification_json().get(),
-        event.event.sequence
-    )
-    .into()
+    Event {
+        event: Some(name),
+        data: event.notification_json().get(),
+        id: Some(&event.event.sequence.to_string()),
+        retry: None,
+    }
+    .encode()
 }
 
 /// An event with a JSON payload: with `id:` when it moves the client's position, else with
@@ -177,14 +176,15 @@ pub(super) fn event_frame(event: &Broadcast) -> Bytes {
 fn json_frame(name: &str, data: &impl Serialize, id: Option<i64>) -> Bytes {
     // Our payloads are plain data; serializing them cannot fail.
     let data = serde_json::to_string(data).unwrap_or_default();
-    match id {
-        Some(id) => format!("event: {name}\ndata: {data}\nid: {id}\n\n"),
-        None => format!(
-            "event: {name}\ndata: {data}\nretry: {}\n\n",
-            RECONNECT_AFTER.as_millis()
-        ),
+    let id = id.map(|id| id.to_string());
+    let retry = u64::try_from(RECONNECT_AFTER.as_millis()).unwrap_or(u64::MAX);
+    Event {
+        event: Some(name),
+        data: &data,
+        retry: id.is_none().then_some(retry),
+        id: id.as_deref(),
     }
-    .into()
+    .encode()
 }
 
 fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<i64>> {

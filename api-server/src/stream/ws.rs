@@ -21,12 +21,12 @@ use herald_core::fanout::Broadcast;
 use hyper::upgrade::OnUpgrade;
 use serde::Serialize;
 use serde_json::value::RawValue;
+use stream_protocols::websocket::{self, close_code};
 
 use super::direct::{self, Protocol};
 use super::params::{RawQuery, StreamParams};
 use super::replay::{Delivery, Feed};
 use super::wire::{Recovered, Reset};
-use super::ws_codec::{self, close_code};
 use crate::connection::Peer;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::SharedState;
@@ -62,9 +62,9 @@ pub async fn upgrade(
             return;
         };
         // Clients wait for the handshake's answer before they send, so this is rarely any.
-        let mut inbound = ws_codec::Inbound::default();
+        let mut inbound = websocket::Inbound::default();
         let mut replies = Vec::new();
-        if inbound.push(&read, &mut replies) != ws_codec::Read::Open {
+        if inbound.push(&read, &mut replies) != websocket::Read::Open {
             return;
         }
         direct::serve(
@@ -153,7 +153,7 @@ fn handshake(method: &Method, headers: &HeaderMap) -> ApiResult<String> {
         );
     }
     match headers.get(header::SEC_WEBSOCKET_KEY) {
-        Some(key) => Ok(ws_codec::accept_key(key.as_bytes())),
+        Some(key) => Ok(websocket::accept_key(key.as_bytes())),
         None => reject(
             StatusCode::BAD_REQUEST,
             "`Sec-WebSocket-Key` header missing",

@@ -3,14 +3,13 @@
 use axum::body::Bytes;
 use herald_core::db::DbError;
 use herald_core::fanout::Broadcast;
+use stream_protocols::chunked::{self, LAST_CHUNK};
+use stream_protocols::websocket;
 
 use super::super::replay::{Delivery, StreamCounters};
 use super::super::socketio::{self, engine};
-use super::super::{sse, ws, ws_codec};
+use super::super::{sse, ws};
 use crate::state::SharedState;
-
-/// The end of a chunked body.
-const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 /// How a client's stream is framed on its socket.
 #[derive(Debug)]
@@ -18,7 +17,7 @@ pub enum Protocol {
     /// Server-Sent Events in a chunked HTTP/1.1 body.
     Sse,
     /// WebSocket frames, after the handshake.
-    WebSocket(ws_codec::Inbound),
+    WebSocket(websocket::Inbound),
     /// Engine.IO packets in WebSocket frames, once connected to the namespace.
     SocketIo(engine::Session),
 }
@@ -35,8 +34,8 @@ impl Protocol {
     /// The bytes of a notification event: the same for every client of this protocol.
     pub(super) fn event(&self, event: &Broadcast) -> Bytes {
         match self {
-            Self::Sse => chunk(&sse::event_frame(event)),
-            Self::WebSocket(_) => ws_codec::text(ws::event_text(event).as_bytes()),
+            Self::Sse => chunked::chunk(&sse::event_frame(event)),
+            Self::WebSocket(_) => websocket::text(ws::event_text(event).as_bytes()),
             Self::SocketIo(_) => engine::event_frame(event),
         }
     }
@@ -52,16 +51,16 @@ impl Protocol {
             Self::Sse => {
                 let (frame, more) = sse::frame(delivery, last_sequence);
                 let mut bytes = Vec::with_capacity(frame.len() + 16);
-                push_chunk(&mut bytes, &frame);
+                chunked::push_chunk(&mut bytes, &frame);
                 if !more {
                     bytes.extend_from_slice(LAST_CHUNK);
                 }
                 (bytes.into(), more)
             }
             Self::WebSocket(_) => match ws::outgoing(delivery) {
-                ws::Outgoing::Text(text) => (ws_codec::text(text.as_bytes()), true),
-                ws::Outgoing::Ping => (ws_codec::ping(), true),
-                ws::Outgoing::Close(code, reason) => (ws_codec::close(code, reason), false),
+                ws::Outgoing::Text(text) => (websocket::text(text.as_bytes()), true),
+                ws::Outgoing::Ping => (websocket::ping(), true),
+                ws::Outgoing::Close(code, reason) => (websocket::close(code, reason), false),
             },
             Self::SocketIo(session) => session.other(delivery, last_sequence),
         }
@@ -69,10 +68,10 @@ impl Protocol {
 
     /// Takes what the client sent; answers into `replies` (pongs), and says whether the
     /// client closed the connection, with the frame to answer that with.
-    pub(super) fn read(&mut self, input: &[u8], replies: &mut Vec<Bytes>) -> ws_codec::Read {
+    pub(super) fn read(&mut self, input: &[u8], replies: &mut Vec<Bytes>) -> websocket::Read {
         match self {
             // Nothing a client sends on an event stream means anything.
-            Self::Sse => ws_codec::Read::Open,
+            Self::Sse => websocket::Read::Open,
             Self::WebSocket(inbound) => inbound.push(input, replies),
             Self::SocketIo(session) => session.push(input, replies),
         }
@@ -102,17 +101,4 @@ impl Counters {
             socketio: StreamCounters::new(state, socketio::TRANSPORT),
         }
     }
-}
-
-/// Appends `frame` as one chunk of a chunked body.
-fn push_chunk(out: &mut Vec<u8>, frame: &[u8]) {
-    out.extend_from_slice(format!("{:x}\r\n", frame.len()).as_bytes());
-    out.extend_from_slice(frame);
-    out.extend_from_slice(b"\r\n");
-}
-
-fn chunk(frame: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(frame.len() + 12);
-    push_chunk(&mut out, frame);
-    out.into()
 }

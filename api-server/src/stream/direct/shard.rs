@@ -14,10 +14,10 @@ use std::task::{Context, Poll, Wake, Waker};
 use axum::body::Bytes;
 use futures::task::AtomicWaker;
 use herald_core::fanout::{Broadcast, FanoutItem};
+use stream_protocols::websocket;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::super::replay::{Delivery, Step};
-use super::super::ws_codec;
 use super::protocol::{Counters, Protocol};
 use super::{Client, ShardInbox, catch_up};
 use crate::state::SharedState;
@@ -265,7 +265,7 @@ fn read_client(member: &mut Member) -> Verdict {
             Poll::Ready(Ok(())) => match client.socket.try_read(&mut scratch) {
                 Ok(0) => break Verdict::Leave,
                 Ok(read) => {
-                    if let ws_codec::Read::Closing(close) =
+                    if let websocket::Read::Closing(close) =
                         client.protocol.read(&scratch[..read], &mut replies)
                     {
                         replies.push(close);
@@ -423,7 +423,7 @@ mod tests {
         let event = Broadcast::new(event);
         let protocols = [
             Protocol::Sse,
-            Protocol::WebSocket(ws_codec::Inbound::default()),
+            Protocol::WebSocket(websocket::Inbound::default()),
             Protocol::SocketIo(engine::Session::new()),
         ];
         // A shard's clients of every protocol, served in any order, within one round.

@@ -21,6 +21,9 @@ use herald_core::db::DbError;
 use herald_core::fanout::Broadcast;
 use serde::Serialize;
 use serde_json::Value;
+use stream_protocols::engineio::{self, Handshake};
+use stream_protocols::socketio::{self, PacketType, ROOT};
+use stream_protocols::websocket::{self, Read, close_code};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -28,7 +31,6 @@ use super::super::direct::{self, Protocol};
 use super::super::replay::{Delivery, Feed};
 use super::super::wire::{Closing, Reset};
 use super::super::ws;
-use super::super::ws_codec::{self, Read, close_code};
 use super::{Resume, event_name, parse_auth};
 use crate::connection::Peer;
 use crate::state::SharedState;
@@ -41,9 +43,7 @@ const PING_TIMEOUT_MS: u64 = 20_000;
 pub(super) const MAX_PAYLOAD: usize = 100_000;
 /// Client messages up to this long are read (the connect packet and its `auth`); longer ones
 /// are skipped unread.
-pub(super) const MAX_CLIENT_MESSAGE: u64 = 16 * 1024;
-/// Pings a client may leave unanswered: it misses the second one a whole interval late.
-const MAX_UNANSWERED_PINGS: u8 = 2;
+pub(super) const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
 
 /// Answers a request that opens an Engine.IO 4 WebSocket without a long-polling session.
 pub fn accept(state: &SharedState, peer: Peer, mut request: Request) -> Response {
@@ -127,7 +127,8 @@ pub(super) async fn connect(
 
 /// `40{"sid"}`: the answer to a namespace connect.
 pub(super) fn connected_packet() -> String {
-    packet("40", &serde_json::json!({ "sid": new_id() }))
+    let data = serde_json::json!({ "sid": new_id() }).to_string();
+    socketio::Packet::new(PacketType::Connect, Some(&data)).to_message()
 }
 
 pub(super) enum Before {
@@ -141,44 +142,44 @@ pub(super) fn before_connect(message: &[u8]) -> Before {
     let Ok(text) = std::str::from_utf8(message) else {
         return Before::Other;
     };
-    if text == "1" {
-        return Before::Close;
+    let message = match engineio::Packet::decode(text).map(|packet| (packet.kind, packet.data)) {
+        Ok((engineio::PacketType::Message, message)) => message,
+        Ok((engineio::PacketType::Close, _)) => return Before::Close,
+        _ => return Before::Other,
+    };
+    let connect = match socketio::Packet::decode(message) {
+        Ok(packet) if packet.kind == PacketType::Connect => packet,
+        _ => return Before::Other,
+    };
+    if connect.namespace != ROOT {
+        let refusal = socketio::connect_error(connect.namespace, "Invalid namespace");
+        return Before::Connect(Err(refusal));
     }
-    let Some(rest) = text.strip_prefix("40") else {
-        return Before::Other;
-    };
-    let auth = match rest.strip_prefix('/') {
-        None => rest,
-        Some(named) => {
-            let (namespace, auth) = named.split_once(',').unwrap_or((named, ""));
-            if !namespace.is_empty() {
-                let refusal = format!("44/{namespace},");
-                return Before::Connect(Err(packet(
-                    &refusal,
-                    &serde_json::json!({"message": "Invalid namespace"}),
-                )));
-            }
-            auth
-        }
-    };
-    let auth = match auth {
-        "" => Ok(Value::Null),
-        json => {
+    let auth = match connect.data {
+        None => Ok(Value::Null),
+        Some(json) => {
             serde_json::from_str(json).map_err(|error| format!("auth is not valid JSON: {error}"))
         }
     };
     Before::Connect(
         auth.and_then(|auth| parse_auth(&auth))
-            .map_err(|message| packet("44", &serde_json::json!({ "message": message }))),
+            .map_err(|message| socketio::connect_error(ROOT, &message)),
     )
+}
+
+/// Whether a Socket.IO packet disconnects the client from the namespace, which ends its
+/// session, as it has no other.
+pub(super) fn is_disconnect(message: &str) -> bool {
+    socketio::Packet::decode(message)
+        .is_ok_and(|packet| packet.kind == PacketType::Disconnect && packet.namespace == ROOT)
 }
 
 /// A client's Engine.IO session.
 #[derive(Debug)]
 pub struct Session {
     /// What the client sends over WebSocket.
-    inbound: ws_codec::Inbound,
-    unanswered_pings: u8,
+    inbound: websocket::Inbound,
+    engine: engineio::Session,
 }
 
 /// What a delivery other than an event amounts to.
@@ -192,19 +193,19 @@ pub(super) struct Reaction {
 impl Session {
     pub fn new() -> Self {
         Self {
-            inbound: ws_codec::Inbound::keeping_text(MAX_CLIENT_MESSAGE),
-            unanswered_pings: 0,
+            inbound: websocket::Inbound::keeping_text(MAX_CLIENT_MESSAGE),
+            engine: engineio::Session::default(),
         }
     }
 
     /// The session of a client that moved from long-polling to a WebSocket, read by `inbound`.
-    pub(super) fn upgraded(self, inbound: ws_codec::Inbound) -> Self {
+    pub(super) fn upgraded(self, inbound: websocket::Inbound) -> Self {
         Self { inbound, ..self }
     }
 
-    /// A ping was answered.
-    pub(super) fn pong(&mut self) {
-        self.unanswered_pings = 0;
+    /// A packet the client sent by long-polling.
+    pub(super) fn receive<'a>(&mut self, packet: &'a str) -> engineio::Received<'a> {
+        self.engine.receive(packet)
     }
 
     /// Takes bytes from the client: pongs, connects to other namespaces (refused), and
@@ -214,14 +215,24 @@ impl Session {
             return Read::Closing(close);
         }
         for message in self.inbound.take_texts() {
-            match message.as_slice() {
-                [b'3', ..] => self.pong(),
-                b"1" | b"41" => return Read::Closing(ws_codec::close(close_code::NORMAL, "")),
+            let Ok(packet) = std::str::from_utf8(&message) else {
+                continue;
+            };
+            let message = match self.engine.receive(packet) {
+                engineio::Received::Message(message) => message,
+                engineio::Received::Close => {
+                    return Read::Closing(websocket::close(close_code::NORMAL, ""));
+                }
+                engineio::Received::Nothing => continue,
+            };
+            if is_disconnect(message) {
+                return Read::Closing(websocket::close(close_code::NORMAL, ""));
+            }
+            match socketio::Packet::decode(message) {
                 // A client multiplexing namespaces over this connection waits for an answer.
-                [b'4', b'0', b'/', ..] => {
-                    if let Before::Connect(Err(refusal)) = before_connect(&message) {
-                        replies.push(text(&refusal));
-                    }
+                Ok(packet) if packet.kind == PacketType::Connect && packet.namespace != ROOT => {
+                    let refusal = socketio::connect_error(packet.namespace, "Invalid namespace");
+                    replies.push(text(&refusal));
                 }
                 _ => {}
             }
@@ -242,7 +253,7 @@ impl Session {
         let reaction = self.react(delivery, last_sequence);
         let mut frames: Vec<Bytes> = reaction.packets.iter().map(|p| text(p)).collect();
         if let Some((code, reason)) = reaction.close {
-            frames.push(ws_codec::close(code, reason));
+            frames.push(websocket::close(code, reason));
         }
         (frames.concat().into(), reaction.close.is_none())
     }
@@ -258,25 +269,23 @@ impl Session {
             close: None,
         };
         let leaving = |closing: Closing, code, reason| Reaction {
-            packets: vec![packet("42", &("error", closing)), "41".into()],
+            packets: vec![
+                emit(&("error", closing)),
+                socketio::Packet::new(PacketType::Disconnect, None).to_message(),
+            ],
             close: Some((code, reason)),
         };
         match delivery {
             Ok(Delivery::Event(event)) => open(vec![event_packet(&event)]),
-            Ok(Delivery::Recovered(recovered)) => {
-                open(vec![packet("42", &("recovered", recovered))])
-            }
-            Ok(Delivery::Reset { latest }) => {
-                open(vec![packet("42", &("reset", Reset::new(latest)))])
-            }
-            Ok(Delivery::KeepAlive) if self.unanswered_pings >= MAX_UNANSWERED_PINGS => Reaction {
-                packets: Vec::new(),
-                close: Some((close_code::NORMAL, "ping timeout")),
+            Ok(Delivery::Recovered(recovered)) => open(vec![emit(&("recovered", recovered))]),
+            Ok(Delivery::Reset { latest }) => open(vec![emit(&("reset", Reset::new(latest)))]),
+            Ok(Delivery::KeepAlive) => match self.engine.ping() {
+                Some(ping) => open(vec![ping.encode()]),
+                None => Reaction {
+                    packets: Vec::new(),
+                    close: Some((close_code::NORMAL, "ping timeout")),
+                },
             },
-            Ok(Delivery::KeepAlive) => {
-                self.unanswered_pings += 1;
-                open(vec!["2".into()])
-            }
             Ok(Delivery::SlowConsumer) => leaving(
                 Closing::slow_consumer(last_sequence),
                 close_code::POLICY,
@@ -306,40 +315,37 @@ pub fn event_frame(event: &Broadcast) -> Bytes {
 
 fn event_packet(event: &Broadcast) -> String {
     let name = event_name(event.event.kind);
-    format!(
-        "42[\"{name}\",{},{}]",
+    let args = format!(
+        "[\"{name}\",{},{}]",
         event.notification_json().get(),
         event.event.sequence
-    )
+    );
+    socketio::Packet::new(PacketType::Event, Some(&args)).to_message()
 }
 
 /// Engine.IO's open packet. A long-polling session (`polling`) offers the upgrade.
 pub(super) fn open_packet(state: &SharedState, sid: &str, polling: bool) -> String {
     let ping_interval = u64::try_from(state.streams.keepalive.as_millis()).unwrap_or(u64::MAX);
     let upgrades: &[&str] = if polling { &["websocket"] } else { &[] };
-    packet(
-        "0",
-        &serde_json::json!({
-            "sid": sid,
-            "upgrades": upgrades,
-            "pingInterval": ping_interval,
-            "pingTimeout": PING_TIMEOUT_MS,
-            "maxPayload": MAX_PAYLOAD,
-        }),
-    )
+    Handshake {
+        max_payload: MAX_PAYLOAD as u64,
+        ping_interval,
+        ping_timeout: PING_TIMEOUT_MS,
+        sid,
+        upgrades,
+    }
+    .packet()
 }
 
-/// `prefix` followed by `data` as JSON.
-fn packet(prefix: &str, data: &impl Serialize) -> String {
+/// The Socket.IO event `data` (its name and arguments, as JSON), on the root namespace.
+fn emit(data: &impl Serialize) -> String {
     // Our payloads are plain data; serializing them cannot fail.
-    format!(
-        "{prefix}{}",
-        serde_json::to_string(data).unwrap_or_default()
-    )
+    let data = serde_json::to_string(data).unwrap_or_default();
+    socketio::Packet::new(PacketType::Event, Some(&data)).to_message()
 }
 
 pub(super) fn text(packet: &str) -> Bytes {
-    ws_codec::text(packet.as_bytes())
+    websocket::text(packet.as_bytes())
 }
 
 pub(super) fn new_id() -> String {
@@ -396,14 +402,14 @@ mod tests {
     #[test]
     fn a_connected_client_answers_pings_is_refused_other_namespaces_and_leaves() {
         let mut session = Session::new();
-        for _ in 0..MAX_UNANSWERED_PINGS {
+        for _ in 0..engineio::MAX_UNANSWERED_PINGS {
             let (ping, more) = session.other(Ok(Delivery::KeepAlive), 0);
             assert_eq!((payload(&ping), more), ("2", true));
         }
         let (_, more) = session.other(Ok(Delivery::KeepAlive), 0);
         assert!(!more, "closed at the third ping");
 
-        session.unanswered_pings = MAX_UNANSWERED_PINGS;
+        // Still two unanswered.
         let pong = [0x81, 0x81, 0, 0, 0, 0, b'3'];
         assert_eq!(session.push(&pong, &mut Vec::new()), Read::Open);
         let (ping, more) = session.other(Ok(Delivery::KeepAlive), 0);

@@ -38,6 +38,7 @@ use axum::routing::any;
 use herald_core::event::EventType;
 use herald_core::notification::check_user_id;
 use serde_json::Value;
+use stream_protocols::engineio::{Query, RequestError};
 
 use super::params::parse_sequence;
 use super::replay::Start;
@@ -67,16 +68,16 @@ async fn route(
     sessions: &Arc<polling::Sessions>,
     request: Request,
 ) -> Response {
-    let query = EngineQuery::parse(request.uri().query());
+    let query = Query::parse(request.uri().query());
     if query.version.as_deref() != Some("4") {
-        return polling::engine_error(5, "Unsupported protocol version");
+        return polling::engine_error(RequestError::UnsupportedProtocolVersion);
     }
     let method = request.method().clone();
     match (query.transport.as_deref(), query.sid, method) {
         (Some("websocket"), sid, Method::GET) => {
             let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<Peer>>().cloned()
             else {
-                return polling::engine_error(3, "Bad request");
+                return polling::engine_error(RequestError::BadRequest);
             };
             match sid {
                 None => engine::accept(state, peer, request),
@@ -88,33 +89,10 @@ async fn route(
         (Some("polling"), Some(sid), Method::POST) => {
             polling::post(sessions, &sid, request.into_body()).await
         }
-        (Some("polling" | "websocket"), ..) => polling::engine_error(2, "Bad handshake method"),
-        _ => polling::engine_error(0, "Transport unknown"),
-    }
-}
-
-/// What Engine.IO's query says; other parameters (such as the cache buster `t`) are ignored.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct EngineQuery {
-    version: Option<String>,
-    transport: Option<String>,
-    sid: Option<String>,
-}
-
-impl EngineQuery {
-    fn parse(query: Option<&str>) -> Self {
-        let mut parsed = Self::default();
-        for pair in query.unwrap_or_default().split('&') {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let value = Some(value.to_owned());
-            match name {
-                "EIO" => parsed.version = value,
-                "transport" => parsed.transport = value,
-                "sid" => parsed.sid = value,
-                _ => {}
-            }
+        (Some("polling" | "websocket"), ..) => {
+            polling::engine_error(RequestError::BadHandshakeMethod)
         }
-        parsed
+        _ => polling::engine_error(RequestError::UnknownTransport),
     }
 }
 
@@ -209,16 +187,6 @@ mod tests {
         );
         assert_eq!(parse_auth(&Value::Null).unwrap().start, Start::Live);
         assert_eq!(parse_auth(&json!({})).unwrap().start, Start::Live);
-    }
-
-    #[test]
-    fn the_engine_query_names_version_transport_and_session() {
-        let query = EngineQuery::parse(Some("EIO=4&transport=polling&t=PxYz&sid=abc"));
-        assert_eq!(query.version.as_deref(), Some("4"));
-        assert_eq!(query.transport.as_deref(), Some("polling"));
-        assert_eq!(query.sid.as_deref(), Some("abc"));
-        assert_eq!(EngineQuery::parse(None), EngineQuery::default());
-        assert_eq!(EngineQuery::parse(Some("EIO")).version.as_deref(), Some(""));
     }
 
     #[test]

@@ -17,6 +17,11 @@ use axum::extract::Request;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use herald_core::db::DbError;
+use stream_protocols::engineio::{
+    self, Packet, PacketType, Polling, Probe, ProbeStep, RequestError, Taken,
+};
+use stream_protocols::socketio;
+use stream_protocols::websocket::{self, Read};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -25,16 +30,11 @@ use tokio::time::Instant;
 use super::super::direct::{self, Protocol};
 use super::super::replay::{ConnectionGauge, Delivery, Feed, StreamCounters};
 use super::super::ws;
-use super::super::ws_codec::{self, Read};
 use super::TRANSPORT;
 use super::engine::{self, Before};
 use crate::connection::Peer;
 use crate::state::SharedState;
 
-/// Engine.IO's packet separator in a long-polling body.
-const SEPARATOR: &str = "\u{1e}";
-/// Engine.IO's close packet.
-const CLOSE: &str = "1";
 /// How long the client has from the WebSocket handshake to the end of the upgrade.
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
 /// POSTs a session takes before the next waits for it to catch up.
@@ -60,21 +60,12 @@ impl Sessions {
 
 /// What the request handlers and the session's task share.
 struct Shared {
-    outbox: Mutex<Outbox>,
+    outbox: Mutex<Polling>,
     /// Packets were queued, or the session closed.
     queued: Notify,
     /// A poll took the queued packets.
     taken: Notify,
     commands: mpsc::Sender<Command>,
-}
-
-#[derive(Default)]
-struct Outbox {
-    packets: Vec<String>,
-    /// A `GET` is waiting for packets.
-    polling: bool,
-    upgrading: bool,
-    closed: bool,
 }
 
 enum Command {
@@ -96,12 +87,12 @@ struct Handover {
 }
 
 impl Shared {
-    fn outbox(&self) -> MutexGuard<'_, Outbox> {
+    fn outbox(&self) -> MutexGuard<'_, Polling> {
         self.outbox.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn queue(&self, packets: impl IntoIterator<Item = String>) {
-        self.outbox().packets.extend(packets);
+        self.outbox().queue(packets);
         self.queued.notify_one();
     }
 }
@@ -127,59 +118,40 @@ pub async fn poll(state: &SharedState, sessions: &Sessions, sid: &str) -> Respon
     let Some(shared) = sessions.get(sid) else {
         return unknown_session();
     };
-    {
-        let mut outbox = shared.outbox();
-        if outbox.polling {
-            // Engine.IO allows one poll at a time; a second means a confused client.
-            drop(outbox);
-            let _ = shared
-                .commands
-                .try_send(Command::Packets(vec![CLOSE.into()]));
-            return engine_error(3, "Bad request");
-        }
-        outbox.polling = true;
+    if shared.outbox().begin_poll().is_err() {
+        let _ = shared
+            .commands
+            .try_send(Command::Packets(vec![close_packet()]));
+        return engine_error(RequestError::BadRequest);
     }
-    let _polling = Polling(&shared);
+    let _polling = Poll(&shared);
     // A ping comes every keep-alive interval: a poll waits no longer than two.
     let give_up = Instant::now() + state.streams.keepalive * 2;
     loop {
         let mut queued = pin!(shared.queued.notified());
         queued.as_mut().enable();
-        {
-            let mut outbox = shared.outbox();
-            if !outbox.packets.is_empty() {
-                // socket.io-client acts on a close at once but on the packets before it a tick
-                // later, so they would be lost: a close goes out alone.
-                let mut take = outbox.packets.len();
-                if take > 1 && outbox.packets[take - 1] == CLOSE {
-                    take -= 1;
-                }
-                let body = outbox
-                    .packets
-                    .drain(..take)
-                    .collect::<Vec<_>>()
-                    .join(SEPARATOR);
-                drop(outbox);
+        let taken = shared.outbox().take();
+        match taken {
+            Taken::Payload(body) => {
                 shared.taken.notify_one();
                 return text_response(body);
             }
-            if outbox.closed {
-                return text_response("6".into());
-            }
+            Taken::Ended => return text_response(noop_packet()),
+            Taken::Nothing => {}
         }
         tokio::select! {
             () = queued => {}
-            () = tokio::time::sleep_until(give_up) => return text_response("6".into()),
+            () = tokio::time::sleep_until(give_up) => return text_response(noop_packet()),
         }
     }
 }
 
-/// Clears [`Outbox::polling`] however the poll ends (the client may hang up).
-struct Polling<'a>(&'a Shared);
+/// Ends the poll however it ends (the client may hang up).
+struct Poll<'a>(&'a Shared);
 
-impl Drop for Polling<'_> {
+impl Drop for Poll<'_> {
     fn drop(&mut self) {
-        self.0.outbox().polling = false;
+        self.0.outbox().end_poll();
     }
 }
 
@@ -190,16 +162,17 @@ pub async fn post(sessions: &Sessions, sid: &str, body: Body) -> Response {
     };
     let Ok(bytes) = axum::body::to_bytes(body, engine::MAX_PAYLOAD).await else {
         let message = format!("a POST carries at most {} bytes", engine::MAX_PAYLOAD);
+        let code = RequestError::BadRequest.code();
         return (
             StatusCode::PAYLOAD_TOO_LARGE,
-            axum::Json(serde_json::json!({ "code": 3, "message": message })),
+            axum::Json(serde_json::json!({ "code": code, "message": message })),
         )
             .into_response();
     };
     let Ok(text) = std::str::from_utf8(&bytes) else {
-        return engine_error(3, "Bad request");
+        return engine_error(RequestError::BadRequest);
     };
-    let packets = text.split(SEPARATOR).map(str::to_owned).collect();
+    let packets = engineio::split_payload(text).map(str::to_owned).collect();
     if shared
         .commands
         .send(Command::Packets(packets))
@@ -226,18 +199,14 @@ pub fn upgrade(
         Ok(taken) => taken,
         Err(error) => return error.into_response(),
     };
-    {
-        let mut outbox = shared.outbox();
-        if outbox.upgrading || outbox.closed {
-            return engine_error(3, "Bad request");
-        }
-        outbox.upgrading = true;
+    if !shared.outbox().begin_upgrade() {
+        return engine_error(RequestError::BadRequest);
     }
     let state = state.clone();
     tokio::spawn(async move {
         match peer.detach.after_upgrade(upgraded).await {
             Some((socket, input)) => probe(socket, input, shared, state).await,
-            None => shared.outbox().upgrading = false,
+            None => shared.outbox().abort_upgrade(),
         }
     });
     ws::switching_protocols(accept)
@@ -245,27 +214,29 @@ pub fn upgrade(
 
 /// `2probe` -> `3probe`, then `5`: the session moves to the WebSocket.
 async fn probe(mut socket: TcpStream, mut input: Vec<u8>, shared: Arc<Shared>, state: SharedState) {
-    let mut inbound = ws_codec::Inbound::keeping_text(engine::MAX_CLIENT_MESSAGE);
+    let mut inbound = websocket::Inbound::keeping_text(engine::MAX_CLIENT_MESSAGE);
     let deadline = Instant::now() + UPGRADE_TIMEOUT;
-    let mut probed = false;
+    let mut upgrade = Probe::default();
     let after = loop {
         let mut replies = Vec::new();
         let read = inbound.push(&input, &mut replies);
         let mut texts = inbound.take_texts().into_iter();
         let mut upgraded = false;
         for message in texts.by_ref() {
-            match message.as_slice() {
-                b"2probe" => {
-                    replies.push(engine::text("3probe"));
+            let Ok(text) = std::str::from_utf8(&message) else {
+                continue;
+            };
+            match upgrade.receive(text) {
+                ProbeStep::Answer { websocket, poll } => {
+                    replies.push(engine::text(&websocket));
                     // Ends the pending poll, so the client can pause polling and upgrade.
-                    shared.queue(["6".to_owned()]);
-                    probed = true;
+                    shared.queue([poll]);
                 }
-                b"5" if probed => {
+                ProbeStep::Upgraded => {
                     upgraded = true;
                     break;
                 }
-                _ => {}
+                ProbeStep::Nothing => {}
             }
         }
         let closing = matches!(read, Read::Closing(_));
@@ -273,7 +244,7 @@ async fn probe(mut socket: TcpStream, mut input: Vec<u8>, shared: Arc<Shared>, s
             replies.push(close);
         }
         if socket.write_all(&replies.concat()).await.is_err() || closing {
-            shared.outbox().upgrading = false;
+            shared.outbox().abort_upgrade();
             return;
         }
         if upgraded {
@@ -285,7 +256,7 @@ async fn probe(mut socket: TcpStream, mut input: Vec<u8>, shared: Arc<Shared>, s
             () = tokio::time::sleep_until(deadline) => Ok(0),
         };
         if !matches!(read, Ok(1..)) {
-            shared.outbox().upgrading = false;
+            shared.outbox().abort_upgrade();
             return;
         }
     };
@@ -304,7 +275,7 @@ async fn probe(mut socket: TcpStream, mut input: Vec<u8>, shared: Arc<Shared>, s
     };
     if closed {
         let mut frames: Vec<Bytes> = packets.iter().map(|p| engine::text(p)).collect();
-        frames.push(ws_codec::close(ws_codec::close_code::NORMAL, ""));
+        frames.push(websocket::close(websocket::close_code::NORMAL, ""));
         let _ = socket.write_all(&frames.concat()).await;
         return;
     }
@@ -347,7 +318,7 @@ async fn run(
     let connect_by = Instant::now() + engine::CONNECT_TIMEOUT;
     let ending = loop {
         // The feed is read only while the client takes what it gets.
-        let room = shared.outbox().packets.len() < state.streams.buffer.max(1);
+        let room = shared.outbox().queued() < state.streams.buffer.max(1);
         let delivery = tokio::select! {
             command = commands.recv() => match command {
                 Some(Command::Packets(packets)) => {
@@ -376,11 +347,7 @@ async fn run(
                 }
                 Some(Command::Upgrade(reply)) => {
                     sessions.remove(&sid);
-                    let packets = {
-                        let mut outbox = shared.outbox();
-                        outbox.closed = true;
-                        std::mem::take(&mut outbox.packets)
-                    };
+                    let packets = shared.outbox().close();
                     shared.queued.notify_one();
                     let _ = reply.send(Handover {
                         engine,
@@ -413,8 +380,9 @@ async fn run(
     drop(gauge);
     if let Ending::Closing(mut packets) = ending {
         // After a disconnect (`41`) the client closes by itself.
-        if !packets.iter().any(|packet| packet == "41") {
-            packets.push(CLOSE.into());
+        let disconnect = socketio::Packet::new(socketio::PacketType::Disconnect, None).to_message();
+        if !packets.contains(&disconnect) {
+            packets.push(close_packet());
         }
         shared.queue(packets);
         // The client's next poll takes them, or, if it is upgrading, its WebSocket. A client
@@ -422,12 +390,12 @@ async fn run(
         let give_up = tokio::time::sleep(state.streams.keepalive);
         let mut give_up = pin!(give_up);
         // `taken` may hold a permit from an earlier poll: look at the outbox itself.
-        while !shared.outbox().packets.is_empty() {
+        while shared.outbox().queued() > 0 {
             tokio::select! {
                 () = shared.taken.notified() => {}
                 command = commands.recv() => match command {
                     Some(Command::Upgrade(reply)) => {
-                        let packets = std::mem::take(&mut shared.outbox().packets);
+                        let packets = shared.outbox().close();
                         let _ = reply.send(Handover { engine, feed: None, packets, closed: true });
                         break;
                     }
@@ -438,7 +406,7 @@ async fn run(
             }
         }
     }
-    shared.outbox().closed = true;
+    shared.outbox().close();
     shared.queued.notify_one();
     sessions.remove(&sid);
 }
@@ -458,13 +426,13 @@ async fn receive(
     feed: &mut Option<Feed>,
     state: &SharedState,
 ) -> Received {
-    match packet {
-        "3" => {
-            engine.pong();
-            return Received::Nothing;
-        }
-        "1" | "41" => return Received::End(Ending::Closed),
-        _ => {}
+    let message = match engine.receive(packet) {
+        engineio::Received::Message(message) => message,
+        engineio::Received::Close => return Received::End(Ending::Closed),
+        engineio::Received::Nothing => return Received::Nothing,
+    };
+    if engine::is_disconnect(message) {
+        return Received::End(Ending::Closed);
     }
     let connected = feed.is_some();
     match engine::before_connect(packet.as_bytes()) {
@@ -508,14 +476,24 @@ fn text_response(body: String) -> Response {
 }
 
 /// Engine.IO's error answer: `{"code", "message"}` with a 400.
-pub fn engine_error(code: u8, message: &str) -> Response {
+pub fn engine_error(error: RequestError) -> Response {
     (
         StatusCode::BAD_REQUEST,
-        axum::Json(serde_json::json!({ "code": code, "message": message })),
+        axum::Json(serde_json::json!({ "code": error.code(), "message": error.message() })),
     )
         .into_response()
 }
 
 fn unknown_session() -> Response {
-    engine_error(1, "Session ID unknown")
+    engine_error(RequestError::UnknownSession)
+}
+
+/// Engine.IO's close packet.
+fn close_packet() -> String {
+    Packet::new(PacketType::Close, "").encode()
+}
+
+/// Engine.IO's noop: what a poll gets when there is nothing for it.
+fn noop_packet() -> String {
+    Packet::new(PacketType::Noop, "").encode()
 }
