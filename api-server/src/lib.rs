@@ -14,6 +14,5 @@ mod error;
 mod metrics;
 mod relay;
 mod routes;
-mod state;
 mod stream;
 mod writer;

@@ -15,7 +15,7 @@ use crate::connection;
 use crate::metrics::Metrics;
 use crate::relay::{self, Destination, KafkaDestination, Relay};
 use crate::routes::{self, Api};
-use crate::state::{AppState, SharedState, StreamSettings};
+use crate::stream::{self, DirectStreams, FeedSource, Hub, OpenStreams, Stalls};
 use crate::writer::{self, Announce, Writer};
 
 async fn connect_db(args: &ServerArgs) -> anyhow::Result<Db> {
@@ -98,21 +98,32 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         relay: relay_handoff,
     };
     let (writer, lanes) = Writer::new(usize::from(args.write_lanes), db.clone(), announce);
-    let (direct_streams, shards) = crate::stream::DirectStreams::new(
+    let open_streams = Arc::new(OpenStreams::new(metrics.clone()));
+    let (direct_streams, shards) = DirectStreams::new(
         std::thread::available_parallelism().map_or(1, usize::from),
+        fanout.clone(),
+        open_streams.clone(),
+        shutdown.clone(),
     );
-    let state: SharedState = Arc::new(AppState {
-        db: db.clone(),
-        fanout: fanout.clone(),
-        metrics: metrics.clone(),
-        streams: StreamSettings {
+    let stalls = Arc::new(Stalls::new(
+        fanout.clone(),
+        args.stream_buffer,
+        metrics.clone(),
+    ));
+    let keepalive = Duration::from_secs(args.keepalive_seconds);
+    let hub = Arc::new(Hub {
+        feeds: Arc::new(FeedSource {
+            db: db.clone(),
+            fanout: fanout.clone(),
+            windows: stream::WindowReads::default(),
             buffer: args.stream_buffer,
-            keepalive: Duration::from_secs(args.keepalive_seconds),
-        },
-        open_streams: crate::stream::OpenStreams::default(),
-        replay_windows: crate::stream::WindowReads::default(),
-        stalls: crate::stream::Stalls::default(),
-        direct_streams,
+            shutdown: shutdown.clone(),
+        }),
+        direct: direct_streams.clone(),
+        stalls: stalls.clone(),
+        open: open_streams.clone(),
+        buffer: args.stream_buffer,
+        keepalive,
         shutdown: shutdown.clone(),
     });
 
@@ -120,11 +131,15 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let drained = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
     writer::spawn(lanes, &drained, &mut tasks);
-    tasks.spawn(crate::stream::cut_stalled_streams(state.clone()));
+    tasks.spawn(stream::cut_stalled_streams(stalls, shutdown.clone()));
     for shard in shards {
-        tasks.spawn(crate::stream::serve_direct_streams(state.clone(), shard));
+        tasks.spawn(stream::serve_direct_streams(direct_streams.clone(), shard));
     }
-    tasks.spawn(crate::stream::send_keep_alives(state.clone()));
+    tasks.spawn(stream::send_keep_alives(
+        fanout.clone(),
+        keepalive,
+        shutdown.clone(),
+    ));
     let relay = Relay {
         db: db.clone(),
         fanout: fanout.clone(),
@@ -159,7 +174,7 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         kafka: probe,
         metrics,
     };
-    let app = routes::router(api, state.clone()).layer(cors(&args.cors_allowed_origins)?);
+    let app = routes::router(api, hub).layer(cors(&args.cors_allowed_origins)?);
     let signal_token = shutdown.clone();
     herald_core::http::serve(listener, app, connection::accept, async move {
         herald_core::shutdown::signal().await;
@@ -169,7 +184,7 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     .await;
     shutdown.cancel();
     // WebSocket streams outlive the HTTP connections: let them tell their clients to reconnect.
-    state.open_streams.closed().await;
+    open_streams.closed().await;
     drained.cancel();
     while tasks.join_next().await.is_some() {}
     Ok(())

@@ -2,6 +2,8 @@
 //! from the routes that really exist.
 
 mod health;
+#[cfg(test)]
+mod in_process_tests;
 mod jobs;
 mod notifications;
 mod users;
@@ -24,7 +26,7 @@ use crate::cache::ListCache;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::relay::KafkaProbe;
-use crate::state::SharedState;
+use crate::stream::{self, Hub};
 use crate::writer::Writer;
 
 /// Requests slower than this are logged at info like failed ones.
@@ -48,7 +50,7 @@ pub struct Api {
     pub metrics: Arc<Metrics>,
 }
 
-pub fn router(api: Api, state: SharedState) -> Router {
+pub fn router(api: Api, streams: Arc<Hub>) -> Router {
     let metrics = api.metrics.clone();
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::routes(health::Dependencies {
@@ -64,7 +66,7 @@ pub fn router(api: Api, state: SharedState) -> Router {
         }))
         .merge(jobs::routes(api.db.clone()))
         .merge(users::routes(api.db))
-        .merge(crate::stream::routes().with_state(state.clone()))
+        .merge(stream::routes(streams.clone()))
         .split_for_parts();
     let openapi_json = openapi.to_pretty_json().unwrap_or_default();
 
@@ -80,7 +82,7 @@ pub fn router(api: Api, state: SharedState) -> Router {
             notifications::MAX_BODY_BYTES,
         ))
         .layer(middleware::from_fn_with_state(metrics, record_request));
-    crate::stream::attach_socket_io(router, &state)
+    stream::attach_socket_io(router, &streams)
 }
 
 async fn render_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {

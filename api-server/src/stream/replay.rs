@@ -8,18 +8,18 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use herald_core::db::DbError;
+use herald_core::db::{Db, DbError};
 use herald_core::event::Event;
-use herald_core::fanout::{Broadcast, FanoutItem};
-use tokio::sync::Notify;
+use herald_core::fanout::{Broadcast, Fanout, FanoutItem};
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio_util::sync::CancellationToken;
 
+use super::window::WindowReads;
 use super::wire::Recovered;
-use crate::state::SharedState;
 
 /// Events read from the log per query while catching up.
 const PAGE: u32 = 256;
@@ -68,8 +68,20 @@ pub enum Delivery {
     KeepAlive,
 }
 
+/// Where feeds read from: the event log, the fan-out, and when to stop.
+pub struct FeedSource {
+    pub db: Db,
+    pub fanout: Fanout,
+    /// The event log's replay window, read once for streams that open together.
+    pub windows: WindowReads,
+    /// Events a client may fall behind before it is disconnected.
+    pub buffer: usize,
+    /// Cancelled on SIGTERM: feeds end with [`Delivery::Shutdown`].
+    pub shutdown: CancellationToken,
+}
+
 pub struct Feed {
-    state: SharedState,
+    source: Arc<FeedSource>,
     live: Receiver<FanoutItem>,
     /// The fan-out's count of items sent when this feed subscribed, plus the items this feed
     /// has taken from it since: how far it got, for [`Stalls`](super::stall::Stalls).
@@ -96,17 +108,17 @@ impl Feed {
     /// Subscribes to the fan-out, then decides where the stream starts. Call this before
     /// answering the client's request, so nothing published afterwards can be missed.
     pub async fn open(
-        state: SharedState,
+        source: &Arc<FeedSource>,
         user_id: Option<String>,
         start: Start,
     ) -> Result<Self, DbError> {
-        let progress = Arc::new(AtomicU64::new(state.fanout.sent()));
-        let live = state.fanout.subscribe();
-        let ticket = state.replay_windows.ticket();
-        let window = state.replay_windows.read(&state.db, ticket).await?;
+        let progress = Arc::new(AtomicU64::new(source.fanout.sent()));
+        let live = source.fanout.subscribe();
+        let ticket = source.windows.ticket();
+        let window = source.windows.read(&source.db, ticket).await?;
         let latest = window.latest.unwrap_or(0);
         let mut feed = Self {
-            state,
+            source: source.clone(),
             live,
             progress,
             user_id,
@@ -169,7 +181,7 @@ impl Feed {
                 Step::Idle => {
                     let item = tokio::select! {
                         biased;
-                        () = self.state.shutdown.cancelled() => return Ok(Delivery::Shutdown),
+                        () = self.source.shutdown.cancelled() => return Ok(Delivery::Shutdown),
                         item = self.live.recv() => item,
                     };
                     // Taken before anything else is awaited, so a cancelled `next` loses nothing.
@@ -186,7 +198,7 @@ impl Feed {
     pub fn try_next(&mut self) -> Step {
         loop {
             // Also between replayed events: a long replay must not hold up shutdown.
-            if self.state.shutdown.is_cancelled() {
+            if self.source.shutdown.is_cancelled() {
                 return Step::Ready(Delivery::Shutdown);
             }
             if let Some(delivery) = self.queued.pop_front() {
@@ -234,8 +246,8 @@ impl Feed {
         };
         let cursor = catch_up.cursor;
         if catch_up.check_gap {
-            let windows = &self.state.replay_windows;
-            let window = windows.read(&self.state.db, windows.ticket()).await?;
+            let windows = &self.source.windows;
+            let window = windows.read(&self.source.db, windows.ticket()).await?;
             if window.has_gap_after(cursor) {
                 self.catch_up = None;
                 self.reset_to(window.latest.unwrap_or(0));
@@ -245,7 +257,7 @@ impl Feed {
             return Ok(());
         }
         let page = self
-            .state
+            .source
             .db
             .events_after(cursor, self.user_id.as_deref(), PAGE)
             .await?;
@@ -305,7 +317,7 @@ impl Feed {
 
     /// Whether the client is more than the stream buffer behind the fan-out.
     pub fn is_behind(&self) -> bool {
-        self.live.len() > self.state.streams.buffer
+        self.live.len() > self.source.buffer
     }
 }
 
@@ -350,77 +362,6 @@ impl Position {
         }
         self.recent.push_back(sequence);
         true
-    }
-}
-
-/// The streams still open, so shutdown can wait until each has told its client to reconnect
-/// (WebSocket tasks outlive the HTTP server's graceful shutdown).
-#[derive(Debug, Default)]
-pub struct OpenStreams {
-    count: AtomicUsize,
-    all_closed: Notify,
-}
-
-impl OpenStreams {
-    /// Resolves once no stream is open.
-    pub async fn closed(&self) {
-        loop {
-            let mut notified = std::pin::pin!(self.all_closed.notified());
-            notified.as_mut().enable();
-            if self.count.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-/// A stream's counters, looked up once rather than per event.
-pub struct StreamCounters {
-    pub deliveries: prometheus::IntCounter,
-    pub slow_consumers: prometheus::IntCounter,
-}
-
-impl StreamCounters {
-    pub fn new(state: &SharedState, transport: &str) -> Self {
-        let metrics = &state.metrics;
-        Self {
-            deliveries: metrics.stream_deliveries.with_label_values(&[transport]),
-            slow_consumers: metrics
-                .slow_consumer_disconnects
-                .with_label_values(&[transport]),
-        }
-    }
-}
-
-/// Counts an open stream in `stream_connections` and [`OpenStreams`] for as long as it lives.
-pub struct ConnectionGauge {
-    gauge: prometheus::IntGauge,
-    state: SharedState,
-}
-
-impl ConnectionGauge {
-    pub fn open(state: &SharedState, transport: &str) -> Self {
-        let gauge = state
-            .metrics
-            .stream_connections
-            .with_label_values(&[transport]);
-        gauge.inc();
-        state.open_streams.count.fetch_add(1, Ordering::SeqCst);
-        Self {
-            gauge,
-            state: state.clone(),
-        }
-    }
-}
-
-impl Drop for ConnectionGauge {
-    fn drop(&mut self) {
-        self.gauge.dec();
-        let streams = &self.state.open_streams;
-        if streams.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            streams.all_closed.notify_waiters();
-        }
     }
 }
 

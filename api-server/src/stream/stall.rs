@@ -11,8 +11,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use herald_core::fanout::Fanout;
+use tokio_util::sync::CancellationToken;
+
 use crate::connection::Kill;
-use crate::state::SharedState;
+use crate::metrics::Metrics;
 
 /// Only Server-Sent Events need this: Socket.IO tasks watch their own writes.
 const TRANSPORT: &str = "sse";
@@ -20,10 +23,14 @@ const TRANSPORT: &str = "sse";
 const CHECK_EVERY: Duration = Duration::from_millis(50);
 
 /// The open streams being watched.
-#[derive(Default)]
 pub struct Stalls {
     watched: Mutex<HashMap<u64, Entry>>,
     next_id: AtomicU64,
+    /// How far the fan-out got, against which streams are measured.
+    fanout: Fanout,
+    /// Items a stream may fall behind.
+    buffer: usize,
+    metrics: Arc<Metrics>,
 }
 
 struct Entry {
@@ -35,17 +42,26 @@ struct Entry {
 /// Watches a stream until dropped.
 pub struct Watched {
     id: u64,
-    state: SharedState,
+    stalls: Arc<Stalls>,
 }
 
 impl Stalls {
-    pub fn watch(state: &SharedState, progress: Arc<AtomicU64>, kill: Kill) -> Watched {
-        let stalls = &state.stalls;
-        let id = stalls.next_id.fetch_add(1, Ordering::Relaxed);
-        stalls.entries().insert(id, Entry { progress, kill });
+    pub fn new(fanout: Fanout, buffer: usize, metrics: Arc<Metrics>) -> Self {
+        Self {
+            watched: Mutex::default(),
+            next_id: AtomicU64::new(0),
+            fanout,
+            buffer,
+            metrics,
+        }
+    }
+
+    pub fn watch(self: &Arc<Self>, progress: Arc<AtomicU64>, kill: Kill) -> Watched {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.entries().insert(id, Entry { progress, kill });
         Watched {
             id,
-            state: state.clone(),
+            stalls: self.clone(),
         }
     }
 
@@ -57,23 +73,23 @@ impl Stalls {
 
 impl Drop for Watched {
     fn drop(&mut self) {
-        self.state.stalls.entries().remove(&self.id);
+        self.stalls.entries().remove(&self.id);
     }
 }
 
-/// Until `state.shutdown`: cuts every watched stream more than the stream buffer behind.
-pub async fn run(state: SharedState) {
+/// Until `shutdown`: cuts every watched stream more than the stream buffer behind.
+pub async fn run(stalls: Arc<Stalls>, shutdown: CancellationToken) {
     let mut check = tokio::time::interval(CHECK_EVERY);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            () = state.shutdown.cancelled() => return,
+            () = shutdown.cancelled() => return,
             _ = check.tick() => {}
         }
-        let sent = state.fanout.sent();
-        let limit = state.streams.buffer as u64;
+        let sent = stalls.fanout.sent();
+        let limit = stalls.buffer as u64;
         let mut cut = 0;
-        state.stalls.entries().retain(|_, entry| {
+        stalls.entries().retain(|_, entry| {
             let behind = sent.saturating_sub(entry.progress.load(Ordering::Relaxed));
             if behind <= limit {
                 return true;
@@ -83,7 +99,7 @@ pub async fn run(state: SharedState) {
             false
         });
         if cut > 0 {
-            state
+            stalls
                 .metrics
                 .slow_consumer_disconnects
                 .with_label_values(&[TRANSPORT])

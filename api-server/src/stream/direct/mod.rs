@@ -10,15 +10,18 @@ mod shard;
 pub use protocol::Protocol;
 pub use shard::run_shard;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use herald_core::fanout::Fanout;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-use super::replay::{ConnectionGauge, Delivery, Feed, Step, StreamCounters};
-use crate::state::SharedState;
+use super::gauges::{ConnectionGauge, OpenStreams, StreamCounters};
+use super::replay::{Delivery, Feed, Step};
 
 /// A catching-up client is written to once this much is gathered.
 const CATCH_UP_WRITE: usize = 32 * 1024;
@@ -29,6 +32,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 pub struct DirectStreams {
     shards: Vec<mpsc::UnboundedSender<Client>>,
     next: AtomicUsize,
+    /// What the shards write: the fan-out's items.
+    fanout: Fanout,
+    open: Arc<OpenStreams>,
+    shutdown: CancellationToken,
 }
 
 /// A shard's incoming clients; run it with [`run_shard`].
@@ -36,7 +43,12 @@ pub struct ShardInbox(mpsc::UnboundedReceiver<Client>);
 
 impl DirectStreams {
     /// `shards` tasks will write (at least one): one per core keeps every core busy.
-    pub fn new(shards: usize) -> (Self, Vec<ShardInbox>) {
+    pub fn new(
+        shards: usize,
+        fanout: Fanout,
+        open: Arc<OpenStreams>,
+        shutdown: CancellationToken,
+    ) -> (Arc<Self>, Vec<ShardInbox>) {
         let (senders, inboxes) = (0..shards.max(1))
             .map(|_| {
                 let (sender, receiver) = mpsc::unbounded_channel();
@@ -46,8 +58,11 @@ impl DirectStreams {
         let streams = Self {
             shards: senders,
             next: AtomicUsize::new(0),
+            fanout,
+            open,
+            shutdown,
         };
-        (streams, inboxes)
+        (Arc::new(streams), inboxes)
     }
 
     fn join(&self, client: Client) {
@@ -64,16 +79,16 @@ pub fn serve(
     protocol: Protocol,
     first: Vec<u8>,
     feed: Feed,
-    state: SharedState,
+    streams: &Arc<DirectStreams>,
 ) {
     let client = Client {
-        _gauge: ConnectionGauge::open(&state, protocol.transport()),
+        _gauge: streams.open.open(protocol.transport()),
         socket,
         protocol,
         feed,
         unsent: first,
     };
-    tokio::spawn(catch_up(client, state));
+    tokio::spawn(catch_up(client, streams.clone()));
 }
 
 pub struct Client {
@@ -87,14 +102,14 @@ pub struct Client {
 
 /// Writes what the client missed (and, at first, the `recovered` event), then hands the
 /// client to a shard; also how a live client catches up after the fan-out resynchronizes.
-async fn catch_up(mut client: Client, state: SharedState) {
-    let counters = StreamCounters::new(&state, client.protocol.transport());
+async fn catch_up(mut client: Client, streams: Arc<DirectStreams>) {
+    let counters = streams.open.counters(client.protocol.transport());
     let mut out = std::mem::take(&mut client.unsent);
     loop {
         let (bytes, more) = match client.feed.try_next() {
             Step::Idle => break,
             Step::ReadLog => {
-                if !write_out(&mut client, &mut out, &state, &counters).await {
+                if !write_out(&mut client, &mut out, &streams.shutdown, &counters).await {
                     return;
                 }
                 match client.feed.read_log().await {
@@ -119,16 +134,17 @@ async fn catch_up(mut client: Client, state: SharedState) {
         };
         out.extend_from_slice(&bytes);
         if !more {
-            write_out(&mut client, &mut out, &state, &counters).await;
+            write_out(&mut client, &mut out, &streams.shutdown, &counters).await;
             return;
         }
-        if out.len() >= CATCH_UP_WRITE && !write_out(&mut client, &mut out, &state, &counters).await
+        if out.len() >= CATCH_UP_WRITE
+            && !write_out(&mut client, &mut out, &streams.shutdown, &counters).await
         {
             return;
         }
     }
-    if write_out(&mut client, &mut out, &state, &counters).await {
-        state.direct_streams.join(client);
+    if write_out(&mut client, &mut out, &streams.shutdown, &counters).await {
+        streams.join(client);
     }
 }
 
@@ -137,7 +153,7 @@ async fn catch_up(mut client: Client, state: SharedState) {
 async fn write_out(
     client: &mut Client,
     out: &mut Vec<u8>,
-    state: &SharedState,
+    shutdown: &CancellationToken,
     counters: &StreamCounters,
 ) -> bool {
     let written = tokio::select! {
@@ -147,7 +163,7 @@ async fn write_out(
             false
         }
         () = async {
-            state.shutdown.cancelled().await;
+            shutdown.cancelled().await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         } => false,
     };

@@ -6,10 +6,11 @@ use herald_core::fanout::Broadcast;
 use stream_protocols::chunked::{self, LAST_CHUNK};
 use stream_protocols::websocket;
 
-use super::super::replay::{Delivery, StreamCounters};
-use super::super::socketio::{self, engine};
-use super::super::{sse, ws};
-use crate::state::SharedState;
+use super::super::gauges::{OpenStreams, StreamCounters};
+use super::super::replay::Delivery;
+use super::super::socketio::{self, Session};
+use super::super::sse::frames as sse;
+use super::super::ws::frames as ws;
 
 /// How a client's stream is framed on its socket.
 #[derive(Debug)]
@@ -19,7 +20,7 @@ pub enum Protocol {
     /// WebSocket frames, after the handshake.
     WebSocket(websocket::Inbound),
     /// Engine.IO packets in WebSocket frames, once connected to the namespace.
-    SocketIo(engine::Session),
+    SocketIo(Session),
 }
 
 impl Protocol {
@@ -36,7 +37,7 @@ impl Protocol {
         match self {
             Self::Sse => chunked::chunk(&sse::event_frame(event)),
             Self::WebSocket(_) => websocket::text(ws::event_text(event).as_bytes()),
-            Self::SocketIo(_) => engine::event_frame(event),
+            Self::SocketIo(_) => socketio::event_frame(event),
         }
     }
 
@@ -94,11 +95,11 @@ pub(super) struct Counters {
 }
 
 impl Counters {
-    pub(super) fn new(state: &SharedState) -> Self {
+    pub(super) fn new(open: &OpenStreams) -> Self {
         Self {
-            sse: StreamCounters::new(state, sse::TRANSPORT),
-            ws: StreamCounters::new(state, ws::TRANSPORT),
-            socketio: StreamCounters::new(state, socketio::TRANSPORT),
+            sse: open.counters(sse::TRANSPORT),
+            ws: open.counters(ws::TRANSPORT),
+            socketio: open.counters(socketio::TRANSPORT),
         }
     }
 }

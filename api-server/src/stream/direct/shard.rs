@@ -19,8 +19,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::super::replay::{Delivery, Step};
 use super::protocol::{Counters, Protocol};
-use super::{Client, ShardInbox, catch_up};
-use crate::state::SharedState;
+use super::{Client, DirectStreams, ShardInbox, catch_up};
 
 /// Reads of a client's socket per turn (of 512 bytes each).
 const MAX_READS: usize = 16;
@@ -103,7 +102,7 @@ fn event_bytes(
 }
 
 struct Shard {
-    state: SharedState,
+    streams: Arc<DirectStreams>,
     members: HashMap<u64, Member>,
     ready: Arc<Ready>,
     next_id: u64,
@@ -121,15 +120,15 @@ struct Round {
 }
 
 /// Until shutdown: writes the fan-out's items to the clients that join through `inbox`.
-pub async fn run_shard(state: SharedState, inbox: ShardInbox) {
+pub async fn run_shard(streams: Arc<DirectStreams>, inbox: ShardInbox) {
     let ShardInbox(mut inbox) = inbox;
     // Subscribed only while the shard has clients: a wake-up per event for nobody would
     // cost the rest of the process (a few % of POST throughput).
     let mut fanout: Option<broadcast::Receiver<FanoutItem>> = None;
     let ready = Arc::new(Ready::default());
     let mut shard = Shard {
-        counters: Counters::new(&state),
-        state: state.clone(),
+        counters: Counters::new(&streams.open),
+        streams: streams.clone(),
         members: HashMap::new(),
         ready: ready.clone(),
         next_id: 0,
@@ -138,12 +137,12 @@ pub async fn run_shard(state: SharedState, inbox: ShardInbox) {
     loop {
         tokio::select! {
             biased;
-            () = state.shutdown.cancelled() => break,
+            () = streams.shutdown.cancelled() => break,
             joined = inbox.recv() => match joined {
                 Some(client) => {
                     // Before the client's first round, so no later item goes unnoticed;
                     // what came before is in the client's own feed.
-                    fanout.get_or_insert_with(|| state.fanout.subscribe());
+                    fanout.get_or_insert_with(|| streams.fanout.subscribe());
                     shard.add(client);
                 }
                 None => break,
@@ -238,7 +237,7 @@ impl Shard {
                 continue;
             };
             if matches!(verdict, Verdict::CatchUp) {
-                tokio::spawn(catch_up(member.client, self.state.clone()));
+                tokio::spawn(catch_up(member.client, self.streams.clone()));
             }
         }
     }
@@ -398,7 +397,7 @@ fn flush(client: &mut Client, cx: &mut Context<'_>) -> io::Result<bool> {
 mod tests {
     use herald_core::event::Event;
 
-    use super::super::super::socketio::engine;
+    use super::super::super::socketio;
     use super::*;
 
     #[test]
@@ -424,7 +423,7 @@ mod tests {
         let protocols = [
             Protocol::Sse,
             Protocol::WebSocket(websocket::Inbound::default()),
-            Protocol::SocketIo(engine::Session::new()),
+            Protocol::SocketIo(socketio::Session::new()),
         ];
         // A shard's clients of every protocol, served in any order, within one round.
         let mut events = HashMap::new();

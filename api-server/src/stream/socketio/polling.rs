@@ -28,12 +28,12 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::super::direct::{self, Protocol};
-use super::super::replay::{ConnectionGauge, Delivery, Feed, StreamCounters};
+use super::super::hub::Hub;
+use super::super::replay::{Delivery, Feed};
 use super::super::ws;
-use super::TRANSPORT;
-use super::engine::{self, Before};
+use super::engine;
+use super::session::{self, Before, TRANSPORT};
 use crate::connection::Peer;
-use crate::state::SharedState;
 
 /// How long the client has from the WebSocket handshake to the end of the upgrade.
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -77,7 +77,7 @@ enum Command {
 
 /// A session on its way to a WebSocket.
 struct Handover {
-    engine: engine::Session,
+    engine: session::Session,
     /// `None` when the client has not connected to the namespace yet.
     feed: Option<Feed>,
     /// Packets no poll took.
@@ -98,8 +98,8 @@ impl Shared {
 }
 
 /// `GET` without `sid`: opens a session.
-pub fn handshake(state: &SharedState, sessions: &Arc<Sessions>) -> Response {
-    let sid = engine::new_id();
+pub fn handshake(hub: &Arc<Hub>, sessions: &Arc<Sessions>) -> Response {
+    let sid = session::new_id();
     let (commands, received) = mpsc::channel(COMMANDS);
     let shared = Arc::new(Shared {
         outbox: Mutex::default(),
@@ -108,13 +108,13 @@ pub fn handshake(state: &SharedState, sessions: &Arc<Sessions>) -> Response {
         commands,
     });
     sessions.lock().insert(sid.clone(), shared.clone());
-    let open = engine::open_packet(state, &sid, true);
-    tokio::spawn(run(sid, shared, received, state.clone(), sessions.clone()));
+    let open = session::open_packet(hub.keepalive, &sid, true);
+    tokio::spawn(run(sid, shared, received, hub.clone(), sessions.clone()));
     text_response(open)
 }
 
 /// `GET` with `sid`: the packets queued for the client, once there are some.
-pub async fn poll(state: &SharedState, sessions: &Sessions, sid: &str) -> Response {
+pub async fn poll(hub: &Arc<Hub>, sessions: &Sessions, sid: &str) -> Response {
     let Some(shared) = sessions.get(sid) else {
         return unknown_session();
     };
@@ -126,7 +126,7 @@ pub async fn poll(state: &SharedState, sessions: &Sessions, sid: &str) -> Respon
     }
     let _polling = Poll(&shared);
     // A ping comes every keep-alive interval: a poll waits no longer than two.
-    let give_up = Instant::now() + state.streams.keepalive * 2;
+    let give_up = Instant::now() + hub.keepalive * 2;
     loop {
         let mut queued = pin!(shared.queued.notified());
         queued.as_mut().enable();
@@ -160,8 +160,8 @@ pub async fn post(sessions: &Sessions, sid: &str, body: Body) -> Response {
     let Some(shared) = sessions.get(sid) else {
         return unknown_session();
     };
-    let Ok(bytes) = axum::body::to_bytes(body, engine::MAX_PAYLOAD).await else {
-        let message = format!("a POST carries at most {} bytes", engine::MAX_PAYLOAD);
+    let Ok(bytes) = axum::body::to_bytes(body, session::MAX_PAYLOAD).await else {
+        let message = format!("a POST carries at most {} bytes", session::MAX_PAYLOAD);
         let code = RequestError::BadRequest.code();
         return (
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -186,7 +186,7 @@ pub async fn post(sessions: &Sessions, sid: &str, body: Body) -> Response {
 
 /// A WebSocket with `sid`: the upgrade of that session.
 pub fn upgrade(
-    state: &SharedState,
+    hub: &Arc<Hub>,
     sessions: &Arc<Sessions>,
     sid: &str,
     peer: Peer,
@@ -202,10 +202,10 @@ pub fn upgrade(
     if !shared.outbox().begin_upgrade() {
         return engine_error(RequestError::BadRequest);
     }
-    let state = state.clone();
+    let hub = hub.clone();
     tokio::spawn(async move {
         match peer.detach.after_upgrade(upgraded).await {
-            Some((socket, input)) => probe(socket, input, shared, state).await,
+            Some((socket, input)) => probe(socket, input, shared, hub).await,
             None => shared.outbox().abort_upgrade(),
         }
     });
@@ -213,8 +213,8 @@ pub fn upgrade(
 }
 
 /// `2probe` -> `3probe`, then `5`: the session moves to the WebSocket.
-async fn probe(mut socket: TcpStream, mut input: Vec<u8>, shared: Arc<Shared>, state: SharedState) {
-    let mut inbound = websocket::Inbound::keeping_text(engine::MAX_CLIENT_MESSAGE);
+async fn probe(mut socket: TcpStream, mut input: Vec<u8>, shared: Arc<Shared>, hub: Arc<Hub>) {
+    let mut inbound = websocket::Inbound::keeping_text(session::MAX_CLIENT_MESSAGE);
     let deadline = Instant::now() + UPGRADE_TIMEOUT;
     let mut upgrade = Probe::default();
     let after = loop {
@@ -228,7 +228,7 @@ async fn probe(mut socket: TcpStream, mut input: Vec<u8>, shared: Arc<Shared>, s
             };
             match upgrade.receive(text) {
                 ProbeStep::Answer { websocket, poll } => {
-                    replies.push(engine::text(&websocket));
+                    replies.push(session::text(&websocket));
                     // Ends the pending poll, so the client can pause polling and upgrade.
                     shared.queue([poll]);
                 }
@@ -274,7 +274,7 @@ async fn probe(mut socket: TcpStream, mut input: Vec<u8>, shared: Arc<Shared>, s
         return;
     };
     if closed {
-        let mut frames: Vec<Bytes> = packets.iter().map(|p| engine::text(p)).collect();
+        let mut frames: Vec<Bytes> = packets.iter().map(|p| session::text(p)).collect();
         frames.push(websocket::close(websocket::close_code::NORMAL, ""));
         let _ = socket.write_all(&frames.concat()).await;
         return;
@@ -282,16 +282,16 @@ async fn probe(mut socket: TcpStream, mut input: Vec<u8>, shared: Arc<Shared>, s
     // What the client sent after `5` is read as if it came now.
     inbound.put_back(after);
     let session = engine.upgraded(inbound);
-    let first: Vec<Bytes> = packets.iter().map(|p| engine::text(p)).collect();
+    let first: Vec<Bytes> = packets.iter().map(|p| session::text(p)).collect();
     match feed {
         Some(feed) => direct::serve(
             socket,
             Protocol::SocketIo(session),
             first.concat(),
             feed,
-            state,
+            &hub.direct,
         ),
-        None => engine::connect(socket, Vec::new(), state, session, first).await,
+        None => engine::connect(socket, Vec::new(), hub, session, first).await,
     }
 }
 
@@ -308,27 +308,27 @@ async fn run(
     sid: String,
     shared: Arc<Shared>,
     mut commands: mpsc::Receiver<Command>,
-    state: SharedState,
+    hub: Arc<Hub>,
     sessions: Arc<Sessions>,
 ) {
-    let mut engine = engine::Session::new();
+    let mut engine = session::Session::new();
     let mut feed: Option<Feed> = None;
     let mut gauge = None;
-    let counters = StreamCounters::new(&state, TRANSPORT);
-    let connect_by = Instant::now() + engine::CONNECT_TIMEOUT;
+    let counters = hub.open.counters(TRANSPORT);
+    let connect_by = Instant::now() + session::CONNECT_TIMEOUT;
     let ending = loop {
         // The feed is read only while the client takes what it gets.
-        let room = shared.outbox().queued() < state.streams.buffer.max(1);
+        let room = shared.outbox().queued() < hub.buffer.max(1);
         let delivery = tokio::select! {
             command = commands.recv() => match command {
                 Some(Command::Packets(packets)) => {
                     let mut replies = Vec::new();
                     let mut ending = None;
                     for packet in packets {
-                        match receive(&packet, &mut engine, &mut feed, &state).await {
+                        match receive(&packet, &mut engine, &mut feed, &hub).await {
                             Received::Reply(reply) => replies.push(reply),
                             Received::Connected(reply) => {
-                                gauge = Some(ConnectionGauge::open(&state, TRANSPORT));
+                                gauge = Some(hub.open.open(TRANSPORT));
                                 replies.push(reply);
                             }
                             Received::End(end) => {
@@ -362,7 +362,7 @@ async fn run(
             delivery = pump(&mut feed, room), if feed.is_some() => delivery,
             () = shared.taken.notified(), if !room => continue,
             () = tokio::time::sleep_until(connect_by), if feed.is_none() => break Ending::Closing(Vec::new()),
-            () = state.shutdown.cancelled(), if feed.is_none() => break Ending::Closing(Vec::new()),
+            () = hub.shutdown.cancelled(), if feed.is_none() => break Ending::Closing(Vec::new()),
         };
         let last_sequence = feed.as_ref().map_or(0, Feed::last_sequence);
         match &delivery {
@@ -387,7 +387,7 @@ async fn run(
         shared.queue(packets);
         // The client's next poll takes them, or, if it is upgrading, its WebSocket. A client
         // that does neither is gone anyway.
-        let give_up = tokio::time::sleep(state.streams.keepalive);
+        let give_up = tokio::time::sleep(hub.keepalive);
         let mut give_up = pin!(give_up);
         // `taken` may hold a permit from an earlier poll: look at the outbox itself.
         while shared.outbox().queued() > 0 {
@@ -422,32 +422,32 @@ enum Received {
 /// One packet the client POSTed.
 async fn receive(
     packet: &str,
-    engine: &mut engine::Session,
+    engine: &mut session::Session,
     feed: &mut Option<Feed>,
-    state: &SharedState,
+    hub: &Arc<Hub>,
 ) -> Received {
     let message = match engine.receive(packet) {
         engineio::Received::Message(message) => message,
         engineio::Received::Close => return Received::End(Ending::Closed),
         engineio::Received::Nothing => return Received::Nothing,
     };
-    if engine::is_disconnect(message) {
+    if session::is_disconnect(message) {
         return Received::End(Ending::Closed);
     }
     let connected = feed.is_some();
-    match engine::before_connect(packet.as_bytes()) {
+    match session::before_connect(packet.as_bytes()) {
         Before::Connect(Err(refusal)) => Received::Reply(refusal),
         Before::Connect(Ok(_)) if connected => Received::Nothing,
         Before::Connect(Ok(resume)) => {
             let resume_from = resume.last_sequence();
-            match Feed::open(state.clone(), resume.user_id, resume.start).await {
+            match Feed::open(&hub.feeds, resume.user_id, resume.start).await {
                 Ok(opened) => {
                     *feed = Some(opened);
-                    Received::Connected(engine::connected_packet())
+                    Received::Connected(session::connected_packet())
                 }
                 Err(error) => {
                     // Where the client asked to resume is still where it should.
-                    let mut packets = vec![engine::connected_packet()];
+                    let mut packets = vec![session::connected_packet()];
                     packets.extend(engine.react(Err(error), resume_from).packets);
                     Received::End(Ending::Closing(packets))
                 }

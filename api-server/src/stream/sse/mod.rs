@@ -15,30 +15,24 @@
 //! the header wins. Without either the stream is live only.
 
 use std::convert::Infallible;
-use std::time::Duration;
+use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
-use herald_core::db::DbError;
-use herald_core::event::EventType;
-use herald_core::fanout::Broadcast;
-use serde::Serialize;
-use stream_protocols::sse::{Event, KEEP_ALIVE};
 
 use super::direct::{self, Protocol};
+use super::gauges::{ConnectionGauge, StreamCounters};
+use super::hub::Hub;
 use super::params::{RawQuery, StreamParams, parse_sequence};
-use super::replay::{ConnectionGauge, Delivery, Feed, Start, StreamCounters};
-use super::stall::{Stalls, Watched};
-use super::wire::{Closing, Reset};
+use super::replay::{Delivery, Feed, Start};
+use super::stall::Watched;
 use crate::connection::{Kill, Peer};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::state::SharedState;
+use frames::{TRANSPORT, frame};
 
-pub(super) const TRANSPORT: &str = "sse";
-/// How long browsers wait before reconnecting after a shutdown or error.
-const RECONNECT_AFTER: Duration = Duration::from_secs(1);
+pub mod frames;
 
 /// Live notifications as Server-Sent Events, replaying what a reconnecting client missed.
 ///
@@ -57,7 +51,7 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(1);
         (status = SERVICE_UNAVAILABLE, body = ErrorBody),
     ))]
 pub async fn notifications(
-    State(state): State<SharedState>,
+    State(hub): State<Arc<Hub>>,
     ConnectInfo(peer): ConnectInfo<Peer>,
     version: Version,
     headers: HeaderMap,
@@ -68,16 +62,16 @@ pub async fn notifications(
         Some(after) => Start::After(after),
         None => params.start(),
     };
-    let feed = Feed::open(state.clone(), params.user_id, start).await?;
+    let feed = Feed::open(&hub.feeds, params.user_id, start).await?;
     let body = if version == Version::HTTP_11 {
         // The usual case: after the head, the socket is served directly.
         peer.detach.body(move |socket| {
-            direct::serve(socket, Protocol::Sse, Vec::new(), feed, state);
+            direct::serve(socket, Protocol::Sse, Vec::new(), feed, &hub.direct);
         })
     } else {
         // HTTP/1.0 (no chunked body to continue) and HTTP/2 (a shared connection) stay with
         // hyper.
-        Body::from_stream(events(feed, state, peer.kill))
+        Body::from_stream(events(feed, &hub, peer.kill))
     };
     Ok((head(), body).into_response())
 }
@@ -102,16 +96,16 @@ struct Connection {
 ///
 /// hyper polls this body directly: an event reaches the socket without passing through
 /// another task, and events that are ready together go out in one write. A client that
-/// stops reading is cut by [`stall`](super::stall), since its body is no longer polled.
+/// stops reading is cut by [`stall`](super::super::stall), since its body is no longer polled.
 fn events(
     feed: Feed,
-    state: SharedState,
+    hub: &Hub,
     kill: Kill,
-) -> impl futures::Stream<Item = Result<Bytes, Infallible>> {
+) -> impl futures::Stream<Item = Result<Bytes, Infallible>> + use<> {
     let connection = Connection {
-        counters: StreamCounters::new(&state, TRANSPORT),
-        _gauge: ConnectionGauge::open(&state, TRANSPORT),
-        _watched: Stalls::watch(&state, feed.progress(), kill),
+        counters: hub.open.counters(TRANSPORT),
+        _gauge: hub.open.open(TRANSPORT),
+        _watched: hub.stalls.watch(feed.progress(), kill),
         feed,
     };
     futures::stream::unfold(Some(connection), |connection| async move {
@@ -125,66 +119,6 @@ fn events(
         let (frame, more) = frame(delivery, connection.feed.last_sequence());
         Some((Ok(frame), more.then_some(connection)))
     })
-}
-
-/// The SSE text for a delivery, and whether the stream goes on after it. `last_sequence` is
-/// the feed's, after the delivery.
-pub(super) fn frame(delivery: Result<Delivery, DbError>, last_sequence: i64) -> (Bytes, bool) {
-    match delivery {
-        Ok(Delivery::Event(event)) => (event_frame(&event), true),
-        Ok(Delivery::Recovered(recovered)) => (
-            json_frame("recovered", &recovered, Some(recovered.last_sequence)),
-            true,
-        ),
-        Ok(Delivery::Reset { latest }) => {
-            (json_frame("reset", &Reset::new(latest), Some(latest)), true)
-        }
-        Ok(Delivery::SlowConsumer) => {
-            let closing = Closing::slow_consumer(last_sequence);
-            (json_frame("error", &closing, None), false)
-        }
-        Ok(Delivery::KeepAlive) => (Bytes::from_static(KEEP_ALIVE), true),
-        Ok(Delivery::Shutdown) => {
-            let closing = Closing::shutdown(last_sequence);
-            (json_frame("shutdown", &closing, None), false)
-        }
-        Err(error) => {
-            tracing::warn!(%error, "SSE stream ends: the event log is unavailable");
-            let closing = Closing::unavailable(last_sequence);
-            (json_frame("error", &closing, None), false)
-        }
-    }
-}
-
-/// A `notification` or `notification.updated` event; the same text for every client.
-pub(super) fn event_frame(event: &Broadcast) -> Bytes {
-    let name = match event.event.kind {
-        EventType::Created => "notification",
-        EventType::Delivered | EventType::Failed => "notification.updated",
-    };
-    Event {
-        event: Some(name),
-        data: event.notification_json().get(),
-        id: Some(&event.event.sequence.to_string()),
-        retry: None,
-    }
-    .encode()
-}
-
-/// An event with a JSON payload: with `id:` when it moves the client's position, else with
-/// `retry:`, as it is the last before the server ends the stream.
-fn json_frame(name: &str, data: &impl Serialize, id: Option<i64>) -> Bytes {
-    // Our payloads are plain data; serializing them cannot fail.
-    let data = serde_json::to_string(data).unwrap_or_default();
-    let id = id.map(|id| id.to_string());
-    let retry = u64::try_from(RECONNECT_AFTER.as_millis()).unwrap_or(u64::MAX);
-    Event {
-        event: Some(name),
-        data: &data,
-        retry: id.is_none().then_some(retry),
-        id: id.as_deref(),
-    }
-    .encode()
 }
 
 fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<i64>> {

@@ -13,25 +13,22 @@
 //! when the event log is unavailable. Client pings are answered and a client's close is echoed;
 //! other frames from the client are skipped.
 
+use std::sync::Arc;
+
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use herald_core::event::EventType;
-use herald_core::fanout::Broadcast;
 use hyper::upgrade::OnUpgrade;
-use serde::Serialize;
-use serde_json::value::RawValue;
-use stream_protocols::websocket::{self, close_code};
+use stream_protocols::websocket;
 
 use super::direct::{self, Protocol};
+use super::hub::Hub;
 use super::params::{RawQuery, StreamParams};
-use super::replay::{Delivery, Feed};
-use super::wire::{Recovered, Reset};
+use super::replay::Feed;
 use crate::connection::Peer;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::state::SharedState;
 
-pub(super) const TRANSPORT: &str = "websocket";
+pub mod frames;
 
 /// A WebSocket of JSON frames: `notification`, `notification.updated`, `recovered`, `reset`.
 #[utoipa::path(get, path = "/api/ws", tag = "streams",
@@ -45,7 +42,7 @@ pub(super) const TRANSPORT: &str = "websocket";
         (status = SERVICE_UNAVAILABLE, body = ErrorBody),
     ))]
 pub async fn upgrade(
-    State(state): State<SharedState>,
+    State(hub): State<Arc<Hub>>,
     ConnectInfo(peer): ConnectInfo<Peer>,
     query: RawQuery,
     mut request: Request,
@@ -55,7 +52,7 @@ pub async fn upgrade(
     // Subscribed before the handshake completes, so a client may rely on everything that
     // happens after it connected.
     let start = params.start();
-    let feed = Feed::open(state.clone(), params.user_id, start).await?;
+    let feed = Feed::open(&hub.feeds, params.user_id, start).await?;
     tokio::spawn(async move {
         // Served straight on the socket once hyper hands it over.
         let Some((socket, read)) = peer.detach.after_upgrade(upgrade).await else {
@@ -72,7 +69,7 @@ pub async fn upgrade(
             Protocol::WebSocket(inbound),
             replies.concat(),
             feed,
-            state,
+            &hub.direct,
         );
     });
     Ok(switching_protocols(accept))
@@ -80,7 +77,7 @@ pub async fn upgrade(
 
 /// Checks a WebSocket handshake and takes its upgrade: the `Sec-WebSocket-Accept` to answer
 /// with, and what completes once the 101 is sent.
-pub(super) fn take_upgrade(request: &mut Request) -> ApiResult<(String, OnUpgrade)> {
+pub fn take_upgrade(request: &mut Request) -> ApiResult<(String, OnUpgrade)> {
     let accept = handshake(request.method(), request.headers())?;
     let upgrade = request
         .extensions_mut()
@@ -96,7 +93,7 @@ pub(super) fn take_upgrade(request: &mut Request) -> ApiResult<(String, OnUpgrad
 }
 
 /// The 101 that completes a WebSocket handshake.
-pub(super) fn switching_protocols(accept: String) -> Response {
+pub fn switching_protocols(accept: String) -> Response {
     (
         StatusCode::SWITCHING_PROTOCOLS,
         [
@@ -159,69 +156,4 @@ fn handshake(method: &Method, headers: &HeaderMap) -> ApiResult<String> {
             "`Sec-WebSocket-Key` header missing",
         ),
     }
-}
-
-#[derive(Serialize)]
-#[serde(tag = "type")]
-enum Frame<'a> {
-    #[serde(rename = "notification")]
-    Created {
-        sequence: i64,
-        notification: &'a RawValue,
-    },
-    #[serde(rename = "notification.updated")]
-    Updated {
-        sequence: i64,
-        notification: &'a RawValue,
-    },
-    #[serde(rename = "recovered")]
-    Recovered(Recovered),
-    #[serde(rename = "reset")]
-    Reset(Reset),
-}
-
-impl Frame<'_> {
-    fn text(&self) -> String {
-        // Our frames are plain data; serializing them cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
-    }
-}
-
-/// What a delivery other than an event becomes on a WebSocket.
-pub(super) enum Outgoing {
-    Text(String),
-    Ping,
-    /// Send this close frame and end.
-    Close(u16, &'static str),
-}
-
-pub(super) fn outgoing(delivery: Result<Delivery, herald_core::db::DbError>) -> Outgoing {
-    match delivery {
-        Ok(Delivery::Event(event)) => Outgoing::Text(event_text(&event)),
-        Ok(Delivery::Recovered(recovered)) => Outgoing::Text(Frame::Recovered(recovered).text()),
-        Ok(Delivery::Reset { latest }) => Outgoing::Text(Frame::Reset(Reset::new(latest)).text()),
-        Ok(Delivery::KeepAlive) => Outgoing::Ping,
-        Ok(Delivery::SlowConsumer) => Outgoing::Close(close_code::POLICY, "slow consumer"),
-        Ok(Delivery::Shutdown) => Outgoing::Close(close_code::RESTART, "service restart"),
-        Err(error) => {
-            tracing::warn!(%error, "WebSocket stream ends: the event log is unavailable");
-            Outgoing::Close(close_code::ERROR, "event log unavailable")
-        }
-    }
-}
-
-/// A `notification` or `notification.updated` frame's text; the same for every client.
-pub(super) fn event_text(event: &Broadcast) -> String {
-    let (sequence, notification) = (event.event.sequence, event.notification_json());
-    let frame = match event.event.kind {
-        EventType::Created => Frame::Created {
-            sequence,
-            notification,
-        },
-        EventType::Delivered | EventType::Failed => Frame::Updated {
-            sequence,
-            notification,
-        },
-    };
-    frame.text()
 }

@@ -1,0 +1,78 @@
+//! How each delivery goes out on a plain WebSocket: JSON text frames, pings and closes.
+
+use herald_core::db::DbError;
+use herald_core::event::EventType;
+use herald_core::fanout::Broadcast;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use stream_protocols::websocket::close_code;
+
+use super::super::replay::Delivery;
+use super::super::wire::{Recovered, Reset};
+
+pub const TRANSPORT: &str = "websocket";
+
+#[derive(Serialize)]
+#[serde(tag = "type")]
+enum Frame<'a> {
+    #[serde(rename = "notification")]
+    Created {
+        sequence: i64,
+        notification: &'a RawValue,
+    },
+    #[serde(rename = "notification.updated")]
+    Updated {
+        sequence: i64,
+        notification: &'a RawValue,
+    },
+    #[serde(rename = "recovered")]
+    Recovered(Recovered),
+    #[serde(rename = "reset")]
+    Reset(Reset),
+}
+
+impl Frame<'_> {
+    fn text(&self) -> String {
+        // Our frames are plain data; serializing them cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// What a delivery other than an event becomes on a WebSocket.
+pub enum Outgoing {
+    Text(String),
+    Ping,
+    /// Send this close frame and end.
+    Close(u16, &'static str),
+}
+
+pub fn outgoing(delivery: Result<Delivery, DbError>) -> Outgoing {
+    match delivery {
+        Ok(Delivery::Event(event)) => Outgoing::Text(event_text(&event)),
+        Ok(Delivery::Recovered(recovered)) => Outgoing::Text(Frame::Recovered(recovered).text()),
+        Ok(Delivery::Reset { latest }) => Outgoing::Text(Frame::Reset(Reset::new(latest)).text()),
+        Ok(Delivery::KeepAlive) => Outgoing::Ping,
+        Ok(Delivery::SlowConsumer) => Outgoing::Close(close_code::POLICY, "slow consumer"),
+        Ok(Delivery::Shutdown) => Outgoing::Close(close_code::RESTART, "service restart"),
+        Err(error) => {
+            tracing::warn!(%error, "WebSocket stream ends: the event log is unavailable");
+            Outgoing::Close(close_code::ERROR, "event log unavailable")
+        }
+    }
+}
+
+/// A `notification` or `notification.updated` frame's text; the same for every client.
+pub fn event_text(event: &Broadcast) -> String {
+    let (sequence, notification) = (event.event.sequence, event.notification_json());
+    let frame = match event.event.kind {
+        EventType::Created => Frame::Created {
+            sequence,
+            notification,
+        },
+        EventType::Delivered | EventType::Failed => Frame::Updated {
+            sequence,
+            notification,
+        },
+    };
+    frame.text()
+}
