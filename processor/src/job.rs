@@ -191,12 +191,9 @@ pub async fn run_schedule(args: ScheduleCommand) -> Result<(), Failure> {
     }
     let db = connect_db(&args.database).await?;
     let shutdown = CancellationToken::new();
-    tokio::spawn({
+    herald_runtime::shutdown::on_signal({
         let shutdown = shutdown.clone();
-        async move {
-            herald_core::shutdown::signal().await;
-            shutdown.cancel();
-        }
+        move || shutdown.cancel()
     });
     schedule::run_schedule(db, jobs, shutdown)
         .await

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use herald_core::config::{DatabaseArgs, KafkaArgs, RedisArgs};
 use herald_core::db::Db;
-use herald_core::telemetry::{self, TelemetryArgs};
+use herald_runtime::telemetry::{self, TelemetryArgs};
 
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]

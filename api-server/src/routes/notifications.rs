@@ -91,7 +91,7 @@ pub async fn create(
         key,
         request_hash: format!("{:x}", Sha256::digest(&body)),
     });
-    let traceparent = herald_core::telemetry::current_traceparent();
+    let traceparent = herald_runtime::telemetry::current_traceparent();
 
     let created = match fingerprint {
         // A keyed request claims its key in its own transaction.
