@@ -36,10 +36,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::connections::{connect_db, require_brokers, require_redis};
 use crate::dead_letter::{self, Failure as DeadLetterFailure};
+use crate::failure::Failure;
 use crate::kafka::{self, HeaderExtractor};
 use crate::metrics::Metrics;
-use crate::{Failure, connect_db, require_brokers, require_redis};
 
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {

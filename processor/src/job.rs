@@ -15,7 +15,8 @@ use herald_core::jobs::{
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-use crate::{Failure, connect_db};
+use crate::connections::connect_db;
+use crate::failure::Failure;
 
 #[derive(Debug, Args)]
 pub struct JobArgs {
