@@ -3,17 +3,19 @@
 //! differ (in `core/migrations/<backend>`).
 
 mod events;
+mod job_runs;
 mod jobs;
 mod notifications;
 mod rows;
 mod status;
+mod users;
 
 pub use events::{EventsPage, OutboxBatch, Pending, ReplayWindow};
-pub use jobs::{
-    CleanupCounts, JobRun, JobStatus, ReportCell, ReportSource, UserCounts, UserSummary,
-};
+pub use job_runs::{JobRun, JobStatus};
+pub use jobs::{CleanupCounts, ReportCell, ReportSource};
 pub use notifications::{Created, ListQuery, NewEntry, RequestFingerprint};
 pub use status::{StatusDecision, StatusOutcome};
+pub use users::{UserCounts, UserSummary};
 
 use std::time::Duration;
 
