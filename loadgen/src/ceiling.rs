@@ -16,7 +16,8 @@ use hyper::{Request, Response, header};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::{Failure, duration, target};
+use crate::failure::Failure;
+use crate::{duration, target};
 
 #[derive(Debug, Args)]
 pub struct CeilingArgs {
