@@ -9,3 +9,4 @@ pub mod fanout;
 pub mod jobs;
 pub mod notification;
 pub mod processing;
+mod string_enum;

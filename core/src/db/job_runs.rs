@@ -6,30 +6,16 @@ use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
 use super::{Db, DbError, from_micros, to_micros};
+use crate::string_enum::string_enum;
 
-/// How a job run ended (or that it has not).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobStatus {
-    /// Started and not finished; a run whose process died stays here.
-    Running,
-    Succeeded,
-    Failed,
-}
-
-impl JobStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "running",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        [Self::Running, Self::Succeeded, Self::Failed]
-            .into_iter()
-            .find(|s| s.as_str() == value)
+string_enum! {
+    /// How a job run ended (or that it has not).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum JobStatus {
+        /// Started and not finished; a run whose process died stays here.
+        Running = "running",
+        Succeeded = "succeeded",
+        Failed = "failed",
     }
 }
 

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{Db, DbError, from_micros, to_micros};
+use crate::notification::Status;
 
 /// A user's counters computed from the notifications (see `crate::jobs::user_sync`).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -31,7 +32,7 @@ impl Db {
     pub async fn user_counts(&self, after: &str, limit: u32) -> Result<Vec<UserCounts>, DbError> {
         Ok(sqlx::query_as(
             "SELECT n.user_id AS user_id, COUNT(*) AS notification_count, \
-               SUM(CASE WHEN n.status = 'delivered' \
+               SUM(CASE WHEN n.status = $3 \
                  AND n.created_at > COALESCE(u.last_seen_at, -1) THEN 1 ELSE 0 END) \
                  AS unread_count, \
                MAX(n.created_at) AS last_notification_at \
@@ -41,6 +42,7 @@ impl Db {
         )
         .bind(after)
         .bind(i64::from(limit))
+        .bind(Status::Delivered.as_str())
         .fetch_all(self.pool())
         .await?)
     }
