@@ -385,10 +385,7 @@ impl Handler {
             self.metrics.retries.with_label_values(&[reason]).inc();
             let delay = backoff.next_delay();
             tracing::warn!(%error, attempts, retry_in = ?delay, reason, "processing failed; retrying");
-            tokio::select! {
-                () = self.shutdown.cancelled() => return Err(Stopped),
-                () = tokio::time::sleep(delay) => {}
-            }
+            self.pause(delay).await?;
         };
         if let Some(status_event) = outcome.broadcast() {
             self.broadcast(status_event).await;
@@ -419,6 +416,14 @@ impl Handler {
         }
     }
 
+    /// Waits `delay` before a retry, unless the process is shutting down first.
+    async fn pause(&self, delay: Duration) -> Result<(), Stopped> {
+        tokio::select! {
+            () = self.shutdown.cancelled() => Err(Stopped),
+            () = tokio::time::sleep(delay) => Ok(()),
+        }
+    }
+
     async fn dead_letter(
         &self,
         record: &OwnedMessage,
@@ -441,10 +446,7 @@ impl Handler {
                     // The offset must not move before the record is safe in the DLQ.
                     let delay = backoff.next_delay();
                     tracing::error!(%error, retry_in = ?delay, "producing to the dead-letter topic failed");
-                    tokio::select! {
-                        () = self.shutdown.cancelled() => return Err(Stopped),
-                        () = tokio::time::sleep(delay) => {}
-                    }
+                    self.pause(delay).await?;
                 }
             }
         }
