@@ -22,6 +22,7 @@ WORKDIR /src
 # Dependencies first, against stub sources: this layer (librdkafka, kube, sqlx: nearly all of
 # the build) stays cached until a manifest or Cargo.lock changes.
 COPY Cargo.toml Cargo.lock ./
+COPY runtime/Cargo.toml runtime/
 COPY core/Cargo.toml core/
 COPY api-server/Cargo.toml api-server/
 COPY processor/Cargo.toml processor/
@@ -29,15 +30,15 @@ COPY operator/Cargo.toml operator/
 COPY test-support/Cargo.toml test-support/
 COPY loadgen/Cargo.toml loadgen/
 COPY stream-protocols/Cargo.toml stream-protocols/
-RUN for lib in core operator test-support stream-protocols; do mkdir -p "$lib/src" && touch "$lib/src/lib.rs"; done \
+RUN for lib in runtime core operator test-support stream-protocols; do mkdir -p "$lib/src" && touch "$lib/src/lib.rs"; done \
  && for bin in api-server processor operator loadgen; do mkdir -p "$bin/src" && echo 'fn main() {}' > "$bin/src/main.rs"; done \
  && cargo build --release --locked -p api-server -p processor -p operator \
- && rm -rf core/src api-server/src processor/src operator/src test-support/src loadgen/src \
+ && rm -rf runtime/src core/src api-server/src processor/src operator/src test-support/src loadgen/src \
     stream-protocols/src
 COPY . .
 # COPY keeps the checkout's modification times, which can be older than the stubs' build:
 # touching the sources makes cargo rebuild the workspace's own crates.
-RUN find core api-server processor operator stream-protocols -name '*.rs' -exec touch {} + \
+RUN find runtime core api-server processor operator stream-protocols -name '*.rs' -exec touch {} + \
  && cargo build --release --locked -p api-server -p processor -p operator \
  && install -D -m 0755 -t /out target/release/api-server target/release/processor target/release/operator
 

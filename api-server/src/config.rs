@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use herald_core::config::{DatabaseArgs, KafkaArgs, RedisArgs};
 use herald_core::jobs::schedule::ScheduleArgs;
-use herald_core::telemetry::TelemetryArgs;
+use herald_runtime::telemetry::TelemetryArgs;
 
 /// Herald's client-facing service: REST, Server-Sent Events, Socket.IO v4 and WebSocket.
 ///

@@ -9,10 +9,10 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _telemetry = match herald_core::telemetry::init(
+    let _telemetry = match herald_runtime::telemetry::init(
         "api-server",
         &cli.telemetry,
-        herald_core::telemetry::LogOutput::Stdout,
+        herald_runtime::telemetry::LogOutput::Stdout,
     ) {
         Ok(guard) => guard,
         Err(error) => {

@@ -176,8 +176,8 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     };
     let app = routes::router(api, hub).layer(cors(&args.cors_allowed_origins)?);
     let signal_token = shutdown.clone();
-    herald_core::http::serve(listener, app, connection::accept, async move {
-        herald_core::shutdown::signal().await;
+    herald_runtime::http::serve(listener, app, connection::accept, async move {
+        herald_runtime::shutdown::signal().await;
         tracing::info!("shutting down: finishing requests, closing streams, flushing the relay");
         signal_token.cancel();
     })

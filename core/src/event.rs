@@ -6,30 +6,14 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::notification::Notification;
+use crate::string_enum::string_enum;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-pub enum EventType {
-    #[serde(rename = "notification.created")]
-    Created,
-    #[serde(rename = "notification.delivered")]
-    Delivered,
-    #[serde(rename = "notification.failed")]
-    Failed,
-}
-
-impl EventType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Created => "notification.created",
-            Self::Delivered => "notification.delivered",
-            Self::Failed => "notification.failed",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        [Self::Created, Self::Delivered, Self::Failed]
-            .into_iter()
-            .find(|t| t.as_str() == value)
+string_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, utoipa::ToSchema)]
+    pub enum EventType {
+        Created = "notification.created",
+        Delivered = "notification.delivered",
+        Failed = "notification.failed",
     }
 }
 

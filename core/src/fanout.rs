@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::StreamExt;
+use herald_runtime::backoff::Backoff;
 use redis::aio::ConnectionManager;
 use serde_json::value::RawValue;
 use tokio::sync::broadcast;
@@ -206,7 +207,7 @@ async fn relay_from_redis(
     local: Local,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         let session = async {
             let mut pubsub = client.get_async_pubsub().await?;
@@ -225,22 +226,24 @@ async fn relay_from_redis(
             }
             redis::RedisResult::Ok(())
         };
-        tokio::select! {
+        let delay = tokio::select! {
             () = shutdown.cancelled() => return,
             result = session => match result {
                 Ok(()) => {
                     tracing::warn!(channel, "Redis closed the fan-out subscription; resubscribing");
-                    backoff = Duration::from_millis(100);
+                    backoff.reset();
+                    backoff.next_delay()
                 }
                 Err(error) => {
-                    tracing::warn!(channel, %error, retry_in = ?backoff, "fan-out subscription failed");
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    let delay = backoff.next_delay();
+                    tracing::warn!(channel, %error, retry_in = ?delay, "fan-out subscription failed");
+                    delay
                 }
             },
-        }
+        };
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(backoff) => {}
+            () = tokio::time::sleep(delay) => {}
         }
     }
 }

@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::string_enum::string_enum;
+
 pub const MAX_MESSAGE_CHARS: usize = 4096;
 pub const MAX_METADATA_BYTES: usize = 8 * 1024;
 pub const MAX_USER_ID_CHARS: usize = 256;
@@ -25,54 +27,23 @@ fn check_text(text: &str) -> Result<(), String> {
     Ok(())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum NotificationType {
-    Info,
-    Warning,
-    Error,
-    Success,
-}
-
-impl NotificationType {
-    pub const ALL: [Self; 4] = [Self::Info, Self::Warning, Self::Error, Self::Success];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Info => "info",
-            Self::Warning => "warning",
-            Self::Error => "error",
-            Self::Success => "success",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str() == value)
+string_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, utoipa::ToSchema)]
+    pub enum NotificationType {
+        Info = "info",
+        Warning = "warning",
+        Error = "error",
+        Success = "success",
     }
 }
 
-/// Where a notification is in its life: created by the api-server, then marked by the processor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Pending,
-    Delivered,
-    Failed,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Delivered => "delivered",
-            Self::Failed => "failed",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        [Self::Pending, Self::Delivered, Self::Failed]
-            .into_iter()
-            .find(|s| s.as_str() == value)
+string_enum! {
+    /// Where a notification is in its life: created by the api-server, then marked by the processor.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, utoipa::ToSchema)]
+    pub enum Status {
+        Pending = "pending",
+        Delivered = "delivered",
+        Failed = "failed",
     }
 }
 

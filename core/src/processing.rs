@@ -34,8 +34,8 @@ impl Outcome {
     /// A short name for logs and metrics labels.
     pub fn label(&self) -> &'static str {
         match self {
-            Self::Changed(event) if event.kind == EventType::Failed => "failed",
-            Self::Changed(_) => "delivered",
+            // The status it moved to: delivered or failed.
+            Self::Changed(event) => event.notification.status.as_str(),
             Self::Duplicate => "duplicate",
             Self::Skipped { .. } => "skipped",
             Self::Ignored => "ignored",

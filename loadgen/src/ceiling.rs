@@ -16,7 +16,8 @@ use hyper::{Request, Response, header};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::{Failure, duration, target};
+use crate::failure::Failure;
+use crate::{duration, target};
 
 #[derive(Debug, Args)]
 pub struct CeilingArgs {
@@ -76,22 +77,7 @@ pub async fn run(args: CeilingArgs) -> Result<(), Failure> {
     tokio::select! {
         () = serving => {}
         () = tokio::time::sleep(args.duration) => {}
-        () = shutdown_signal() => {}
+        () = herald_runtime::shutdown::signal() => {}
     }
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
 }

@@ -13,12 +13,13 @@ use tokio::sync::{Mutex, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::failure::Failure;
 use crate::http::ErrorCounts;
 use crate::probe::Publisher;
 use crate::stream::{self, Kind, Subscriber, Transport};
 use crate::tally::{Deliveries, Tally};
 use crate::target::{Target, TargetArgs};
-use crate::{Failure, clock, duration, probe, report};
+use crate::{clock, duration, limits, probe, report};
 
 /// Client handshakes in flight at once while connecting.
 const CONNECT_PARALLEL: usize = 200;
@@ -92,7 +93,7 @@ struct ClientEnd {
 
 pub async fn run(args: E2eArgs) -> Result<(), Failure> {
     let target = Target::resolve(&args.target).await?;
-    crate::raise_open_files(args.clients + args.connections + 256)?;
+    limits::raise_open_files(args.clients + args.connections + 256)?;
     let total = (args.rate as f64 * args.duration.as_secs_f64()).ceil() as u64;
 
     let run = Arc::<str>::from(probe::run_id());

@@ -9,12 +9,13 @@ use serde::Serialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::failure::Failure;
 use crate::http::ErrorCounts;
 use crate::probe::Publisher;
 use crate::stream::{self, Kind, Subscriber, Transport};
 use crate::tally::{Deliveries, Tally};
 use crate::target::{Target, TargetArgs};
-use crate::{Failure, clock, duration, probe, proc_stats, report};
+use crate::{clock, duration, limits, probe, proc_stats, report};
 
 #[derive(Debug, Args)]
 pub struct FanoutArgs {
@@ -104,7 +105,7 @@ struct ClientEnd {
 
 pub async fn run(args: FanoutArgs) -> Result<(), Failure> {
     let target = Target::resolve(&args.target).await?;
-    crate::raise_open_files(args.clients + 256)?;
+    limits::raise_open_files(args.clients + 256)?;
     let rss_before = args.server_pid.map(proc_stats::rss_kib).transpose()?;
 
     let run = Arc::<str>::from(probe::run_id());

@@ -17,7 +17,9 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
-use crate::{Failure, duration, proc_stats, raise_open_files, report};
+use crate::failure::Failure;
+use crate::limits::raise_open_files;
+use crate::{duration, proc_stats, report};
 
 #[derive(Debug, Args)]
 pub struct FloorServerArgs {

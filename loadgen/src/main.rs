@@ -7,10 +7,12 @@ mod ceiling;
 mod clock;
 mod duration;
 mod e2e;
+mod failure;
 mod fanout;
 mod floor;
 mod http;
 mod latency;
+mod limits;
 mod probe;
 mod proc_stats;
 mod report;
@@ -22,6 +24,8 @@ mod target;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use crate::failure::Failure;
 
 /// Load tests for Herald's api-server: REST throughput, stream fan-out and end-to-end latency.
 ///
@@ -52,34 +56,6 @@ enum Command {
     FloorServer(floor::FloorServerArgs),
     /// The N connections floor-server writes to: reads until it closes them.
     FloorClient(floor::FloorClientArgs),
-}
-
-/// Why a run did not complete.
-#[derive(Debug)]
-pub enum Failure {
-    /// Bad flags or a refused target: exit 2.
-    Usage(String),
-    Runtime(anyhow::Error),
-}
-
-impl From<anyhow::Error> for Failure {
-    fn from(error: anyhow::Error) -> Self {
-        Self::Runtime(error)
-    }
-}
-
-/// Raises this process's open-files limit to at least `needed` (up to the hard limit), since
-/// every client and connection is a file descriptor.
-pub fn raise_open_files(needed: u64) -> Result<(), Failure> {
-    let limit = rlimit::increase_nofile_limit(needed)
-        .map_err(|error| anyhow::anyhow!("raising the open-files limit: {error}"))?;
-    if limit < needed {
-        return Err(Failure::Usage(format!(
-            "this run needs {needed} open files but the hard limit is {limit}: lower the \
-             client count or raise the hard limit (ulimit -Hn)"
-        )));
-    }
-    Ok(())
 }
 
 fn main() -> ExitCode {

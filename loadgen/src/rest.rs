@@ -12,10 +12,11 @@ use hyper::{Method, StatusCode};
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::failure::Failure;
 use crate::http::{self, ErrorCounts, ErrorKind, Sender};
 use crate::latency::{self, Summary};
 use crate::target::{Target, TargetArgs};
-use crate::{Failure, duration, report};
+use crate::{duration, limits, report};
 
 #[derive(Debug, Args)]
 pub struct RestArgs {
@@ -104,7 +105,7 @@ struct WorkerResult {
 
 pub async fn run(args: RestArgs) -> Result<(), Failure> {
     let target = Target::resolve(&args.target).await?;
-    crate::raise_open_files(args.concurrency + 256)?;
+    limits::raise_open_files(args.concurrency + 256)?;
     let measure_from = Instant::now() + args.warmup;
     let plan = Arc::new(Plan {
         target,

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use clap::Args;
 use hyper::Uri;
 
-use crate::Failure;
+use crate::failure::Failure;
 
 #[derive(Debug, Clone, Args)]
 pub struct TargetArgs {

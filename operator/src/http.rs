@@ -34,7 +34,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    herald_core::http::serve(listener, router(probes), herald_core::http::plain, shutdown).await;
+    herald_runtime::http::serve(
+        listener,
+        router(probes),
+        herald_runtime::http::plain,
+        shutdown,
+    )
+    .await;
     Ok(())
 }
 

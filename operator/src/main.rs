@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use herald_core::telemetry::{self, TelemetryArgs};
+use herald_runtime::telemetry::{self, TelemetryArgs};
 use kube::api::ListParams;
 use kube::{Api, Client};
 use operator::controller::{self, Config};
@@ -112,8 +112,7 @@ async fn run(args: RunArgs, telemetry_args: &TelemetryArgs) -> anyhow::Result<()
             let _ = stopped.wait_for(|stop| *stop).await;
         }
     };
-    tokio::spawn(async move {
-        herald_core::shutdown::signal().await;
+    herald_runtime::shutdown::on_signal(move || {
         info!("shutting down");
         let _ = stop.send(true);
     });

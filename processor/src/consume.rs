@@ -22,6 +22,7 @@ use herald_core::db::Db;
 use herald_core::event::{Event, headers};
 use herald_core::fanout::Fanout;
 use herald_core::processing::{self, Outcome, ProcessError};
+use herald_runtime::backoff::Backoff;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
@@ -35,10 +36,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::connections::{connect_db, require_brokers, require_redis};
 use crate::dead_letter::{self, Failure as DeadLetterFailure};
+use crate::failure::Failure;
 use crate::kafka::{self, HeaderExtractor};
 use crate::metrics::Metrics;
-use crate::{Failure, connect_db, require_brokers, require_redis};
 
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
@@ -86,28 +88,6 @@ pub struct ConsumeArgs {
     #[arg(long, env = "PROCESSOR_COMMIT_INTERVAL_MS", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(1..))]
     commit_interval_ms: u64,
-}
-
-/// Delays between retries: doubling from `initial` up to `max`.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    next: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    pub fn new(initial: Duration, max: Duration) -> Self {
-        Self {
-            next: initial.min(max),
-            max,
-        }
-    }
-
-    pub fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(self.max);
-        delay
-    }
 }
 
 /// Commits on revoke and turns librdkafka's statistics into the lag gauge.
@@ -178,10 +158,9 @@ pub async fn run(args: ConsumeArgs) -> Result<(), Failure> {
     let base = kafka::client_config(&args.kafka, brokers)?;
     let db = connect_db(&args.database).await?;
     let shutdown = CancellationToken::new();
-    tokio::spawn({
+    herald_runtime::shutdown::on_signal({
         let shutdown = shutdown.clone();
-        async move {
-            herald_core::shutdown::signal().await;
+        move || {
             tracing::info!("shutting down: finishing the records in hand");
             shutdown.cancel();
         }
@@ -351,7 +330,7 @@ impl Handler {
             outcome = tracing::field::Empty,
         );
         // Continue the producer's trace (HTTP -> Kafka -> processor -> broadcast).
-        herald_core::telemetry::continue_trace(&span, &HeaderExtractor(record.headers()));
+        herald_runtime::telemetry::continue_trace(&span, &HeaderExtractor(record.headers()));
         let outcome = self.handle_traced(record).instrument(span.clone()).await?;
         span.record("outcome", outcome);
         self.metrics.records.with_label_values(&[outcome]).inc();
@@ -406,10 +385,7 @@ impl Handler {
             self.metrics.retries.with_label_values(&[reason]).inc();
             let delay = backoff.next_delay();
             tracing::warn!(%error, attempts, retry_in = ?delay, reason, "processing failed; retrying");
-            tokio::select! {
-                () = self.shutdown.cancelled() => return Err(Stopped),
-                () = tokio::time::sleep(delay) => {}
-            }
+            self.pause(delay).await?;
         };
         if let Some(status_event) = outcome.broadcast() {
             self.broadcast(status_event).await;
@@ -440,6 +416,14 @@ impl Handler {
         }
     }
 
+    /// Waits `delay` before a retry, unless the process is shutting down first.
+    async fn pause(&self, delay: Duration) -> Result<(), Stopped> {
+        tokio::select! {
+            () = self.shutdown.cancelled() => Err(Stopped),
+            () = tokio::time::sleep(delay) => Ok(()),
+        }
+    }
+
     async fn dead_letter(
         &self,
         record: &OwnedMessage,
@@ -462,24 +446,9 @@ impl Handler {
                     // The offset must not move before the record is safe in the DLQ.
                     let delay = backoff.next_delay();
                     tracing::error!(%error, retry_in = ?delay, "producing to the dead-letter topic failed");
-                    tokio::select! {
-                        () = self.shutdown.cancelled() => return Err(Stopped),
-                        () = tokio::time::sleep(delay) => {}
-                    }
+                    self.pause(delay).await?;
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_maximum() {
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(350));
-        let delays: Vec<_> = (0..4).map(|_| backoff.next_delay().as_millis()).collect();
-        assert_eq!(delays, [100, 200, 350, 350]);
     }
 }

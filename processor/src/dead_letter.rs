@@ -17,8 +17,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Serialize;
 
+use crate::connections::require_brokers;
+use crate::failure::Failure as CliFailure;
 use crate::kafka::{self, copy_headers, header};
-use crate::{Failure as CliFailure, require_brokers};
 
 /// Header names added to dead-lettered records.
 pub mod dlq_headers {

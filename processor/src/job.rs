@@ -15,7 +15,8 @@ use herald_core::jobs::{
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-use crate::{Failure, connect_db};
+use crate::connections::connect_db;
+use crate::failure::Failure;
 
 #[derive(Debug, Args)]
 pub struct JobArgs {
@@ -191,12 +192,9 @@ pub async fn run_schedule(args: ScheduleCommand) -> Result<(), Failure> {
     }
     let db = connect_db(&args.database).await?;
     let shutdown = CancellationToken::new();
-    tokio::spawn({
+    herald_runtime::shutdown::on_signal({
         let shutdown = shutdown.clone();
-        async move {
-            herald_core::shutdown::signal().await;
-            shutdown.cancel();
-        }
+        move || shutdown.cancel()
     });
     schedule::run_schedule(db, jobs, shutdown)
         .await

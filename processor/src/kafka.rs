@@ -10,7 +10,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Headers, OwnedHeaders};
 
-use crate::Failure;
+use crate::failure::Failure;
 
 /// A client configuration for `brokers` with the user's extra properties.
 pub fn client_config(args: &KafkaArgs, brokers: &str) -> Result<ClientConfig, Failure> {

@@ -111,10 +111,10 @@ impl Metrics {
                 async move { ([(CONTENT_TYPE, prometheus::TEXT_FORMAT)], metrics.render()) }
             }),
         );
-        Ok(tokio::spawn(herald_core::http::serve(
+        Ok(tokio::spawn(herald_runtime::http::serve(
             listener,
             app,
-            herald_core::http::plain,
+            herald_runtime::http::plain,
             shutdown.cancelled_owned(),
         )))
     }

@@ -1,11 +1,9 @@
-use std::time::Duration;
-
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 
-use crate::{settings, unique_name, unreachable_component};
+use crate::{reach, settings, unique_name, unreachable_component};
 
 /// A namespace created for one test on the test environment's API server.
 pub struct KubeNamespace {
@@ -25,10 +23,7 @@ pub async fn kube_client() -> Client {
     let server = config.cluster_url.to_string();
     let client =
         Client::try_from(config).unwrap_or_else(|e| unreachable_component("kube", &server, e));
-    tokio::time::timeout(Duration::from_secs(10), client.apiserver_version())
-        .await
-        .unwrap_or_else(|_| unreachable_component("kube", &server, "timed out after 10 s"))
-        .unwrap_or_else(|e| unreachable_component("kube", &server, e));
+    reach("kube", &server, client.apiserver_version()).await;
     client
 }
 

@@ -26,6 +26,19 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}", &id[..12])
 }
 
+/// Awaits `connecting` for at most 10 s: its value, or the failure of the calling test with a
+/// message naming the component (see [`unreachable_component`]).
+async fn reach<T, E: std::fmt::Display>(
+    component: &str,
+    target: &str,
+    connecting: impl Future<Output = Result<T, E>>,
+) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(10), connecting)
+        .await
+        .unwrap_or_else(|_| unreachable_component(component, target, "timed out after 10 s"))
+        .unwrap_or_else(|e| unreachable_component(component, target, e))
+}
+
 /// Fails the calling test with a message that says how to start the missing component;
 /// `component` is its name in `scripts/testenv` (postgres, redis, kafka, kube).
 #[track_caller]

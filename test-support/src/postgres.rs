@@ -1,10 +1,9 @@
 use std::str::FromStr;
-use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Executor, PgConnection};
 
-use crate::{settings, unique_name, unreachable_component};
+use crate::{reach, settings, unique_name, unreachable_component};
 
 /// A database of its own for one test, created empty on the test environment's server.
 pub struct TestDatabase {
@@ -20,13 +19,7 @@ pub async fn test_database() -> TestDatabase {
     let admin_url = &settings().database_url;
     let options = PgConnectOptions::from_str(admin_url)
         .unwrap_or_else(|e| panic!("DATABASE_URL {admin_url} is not a PostgreSQL URL: {e}"));
-    let mut admin = tokio::time::timeout(
-        Duration::from_secs(10),
-        PgConnection::connect_with(&options),
-    )
-    .await
-    .unwrap_or_else(|_| unreachable_component("postgres", admin_url, "timed out after 10 s"))
-    .unwrap_or_else(|e| unreachable_component("postgres", admin_url, e));
+    let mut admin = reach("postgres", admin_url, PgConnection::connect_with(&options)).await;
     let name = unique_name("t").replace('-', "_");
     // The name is ours (a uuid), so formatting it into the statement is safe.
     admin

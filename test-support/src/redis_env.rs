@@ -1,8 +1,6 @@
-use std::time::Duration;
-
 use redis::aio::MultiplexedConnection;
 
-use crate::{settings, unique_name, unreachable_component};
+use crate::{reach, settings, unique_name, unreachable_component};
 
 /// A connection to the test environment's Redis and a key prefix no other test uses.
 pub struct TestRedis {
@@ -16,13 +14,7 @@ pub async fn test_redis() -> TestRedis {
     let url = settings().redis_url.clone();
     let client = redis::Client::open(url.as_str())
         .unwrap_or_else(|e| panic!("REDIS_URL {url} is not a Redis URL: {e}"));
-    let mut connection = tokio::time::timeout(
-        Duration::from_secs(10),
-        client.get_multiplexed_async_connection(),
-    )
-    .await
-    .unwrap_or_else(|_| unreachable_component("redis", &url, "timed out after 10 s"))
-    .unwrap_or_else(|e| unreachable_component("redis", &url, e));
+    let mut connection = reach("redis", &url, client.get_multiplexed_async_connection()).await;
     // Connecting is lazy about some failures; a PING proves the server answers.
     let _: String = redis::cmd("PING")
         .query_async(&mut connection)

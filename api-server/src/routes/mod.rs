@@ -139,8 +139,8 @@ async fn record_request(
         .to_owned();
     let method = request.method().as_str().to_owned();
     let span = tracing::info_span!("request", %method, %route, trace_id = tracing::field::Empty);
-    herald_core::telemetry::continue_trace(&span, &HeaderCarrier(request.headers()));
-    herald_core::telemetry::record_trace_id(&span);
+    herald_runtime::telemetry::continue_trace(&span, &HeaderCarrier(request.headers()));
+    herald_runtime::telemetry::record_trace_id(&span);
     let started = std::time::Instant::now();
     let response = next.run(request).instrument(span.clone()).await;
     let elapsed = started.elapsed();

@@ -113,7 +113,7 @@ pub async fn create(
         key,
         request_hash: format!("{:x}", Sha256::digest(&body)),
     });
-    let traceparent = herald_core::telemetry::current_traceparent();
+    let traceparent = herald_runtime::telemetry::current_traceparent();
 
     let created = match fingerprint {
         Some(fingerprint) => {

@@ -1,34 +1,29 @@
 //! The database: PostgreSQL in production, an embedded SQLite file when no server is
-//! configured. One set of queries serves both through sqlx's `Any` driver; only the migrations
-//! differ (in `core/migrations/<backend>`).
+//! configured. One set of queries serves both through sqlx's `Any` driver; only some of the
+//! migrations differ (see [`migrations`]).
 
+mod backend;
 mod events;
+mod job_runs;
 mod jobs;
+mod migrations;
 mod notifications;
 mod rows;
 mod status;
+mod users;
 
+pub use backend::Backend;
 pub use events::{EventsPage, OutboxBatch, Pending, ReplayWindow};
-pub use jobs::{
-    CleanupCounts, JobRun, JobStatus, ReportCell, ReportSource, UserCounts, UserSummary,
-};
+pub use job_runs::{JobRun, JobStatus};
+pub use jobs::{CleanupCounts, ReportCell, ReportSource};
 pub use notifications::{Created, ListQuery, NewEntry, RequestFingerprint};
 pub use status::{StatusDecision, StatusOutcome};
+pub use users::{UserCounts, UserSummary};
 
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
-
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Postgres,
-    Sqlite,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -133,10 +128,7 @@ impl Db {
     }
 
     pub async fn migrate(&self) -> Result<(), DbError> {
-        match self.backend {
-            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
-        }
+        migrations::migrator(self.backend).run(&self.pool).await?;
         Ok(())
     }
 

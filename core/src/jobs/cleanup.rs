@@ -6,7 +6,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{JobError, JobOptions, Progress};
+use super::options::{JobError, JobOptions};
+use super::progress::Progress;
 use crate::db::{CleanupCounts, Db};
 
 /// How long an Idempotency-Key is kept: a retried request within this time gets the first

@@ -7,26 +7,24 @@
 //! run in `job_runs`.
 
 pub mod cleanup;
+mod options;
+mod progress;
 pub mod report;
 pub mod schedule;
 pub mod user_sync;
-
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::db::{Db, DbError, JobStatus};
+use crate::db::{Db, JobStatus};
 
 pub use cleanup::{CleanupParams, CleanupResult, RetentionArgs};
+pub use options::{JobError, JobOptions, MAX_BATCH_SIZE};
+pub use progress::{LogProgress, Progress};
 pub use report::{Report, ReportParams, ReportPeriod};
 pub use user_sync::UserSyncResult;
-
-/// Largest batch: bounds memory and the number of bind parameters (SQLite allows 32,766).
-pub const MAX_BATCH_SIZE: u32 = 10_000;
 
 /// A job and what it was asked to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,24 +41,6 @@ impl Job {
             Self::Cleanup(_) => "cleanup",
             Self::Report(_) => "report",
             Self::UserSync => "user-sync",
-        }
-    }
-}
-
-/// Options every job takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JobOptions {
-    /// Count what would change, write nothing (except the `job_runs` record).
-    pub dry_run: bool,
-    /// Rows per batch, 1..=[`MAX_BATCH_SIZE`].
-    pub batch_size: u32,
-}
-
-impl Default for JobOptions {
-    fn default() -> Self {
-        Self {
-            dry_run: false,
-            batch_size: 1000,
         }
     }
 }
@@ -91,52 +71,6 @@ impl JobOutput {
 pub struct JobResult {
     pub run_id: Uuid,
     pub output: JobOutput,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum JobError {
-    #[error("invalid job options: {0}")]
-    Invalid(String),
-    #[error(transparent)]
-    Db(#[from] DbError),
-}
-
-/// Where a job reports how far it is: a progress bar on a terminal, log lines otherwise.
-pub trait Progress: Send + Sync {
-    /// `done` units of work so far, out of `total` when known; called after every batch.
-    fn update(&self, job: &str, done: u64, total: Option<u64>);
-}
-
-/// Logs progress as JSON-friendly tracing events, at most one every `interval`.
-pub struct LogProgress {
-    interval: Duration,
-    last: Mutex<Option<Instant>>,
-}
-
-impl LogProgress {
-    pub fn new(interval: Duration) -> Self {
-        Self {
-            interval,
-            last: Mutex::new(None),
-        }
-    }
-}
-
-impl Default for LogProgress {
-    fn default() -> Self {
-        Self::new(Duration::from_secs(1))
-    }
-}
-
-impl Progress for LogProgress {
-    fn update(&self, job: &str, done: u64, total: Option<u64>) {
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        if last.is_some_and(|at| at.elapsed() < self.interval) {
-            return;
-        }
-        *last = Some(Instant::now());
-        tracing::info!(job, done, total, "progress");
-    }
 }
 
 /// Runs `job` once, recording the run in `job_runs` (status, counts, error).

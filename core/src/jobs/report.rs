@@ -7,7 +7,8 @@ use std::fmt;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde::Serialize;
 
-use super::{JobError, JobOptions, Progress};
+use super::options::{JobError, JobOptions};
+use super::progress::Progress;
 use crate::db::{Db, ReportCell};
 
 const HOUR_MICROS: i64 = 3_600_000_000;

@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_cron_scheduler::{JobScheduler, JobSchedulerError};
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    Job, JobOptions, LogProgress, MAX_BATCH_SIZE, ReportParams, ReportPeriod, RetentionArgs,
-    run_job,
-};
+use super::cleanup::RetentionArgs;
+use super::options::{JobOptions, MAX_BATCH_SIZE};
+use super::progress::LogProgress;
+use super::report::{ReportParams, ReportPeriod};
+use super::{Job, run_job};
 use crate::db::Db;
 
 /// A job and when to run it.

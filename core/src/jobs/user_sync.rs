@@ -15,7 +15,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{JobError, JobOptions, Progress};
+use super::options::{JobError, JobOptions};
+use super::progress::Progress;
 use crate::db::Db;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -1,6 +1,8 @@
 //! Stream clients of the three transports the api-server offers, behind one interface:
 //! connect (returning once the server says the stream is live), then read notification events.
 
+mod event;
+mod handshake;
 mod socketio;
 mod sse;
 mod ws;
@@ -11,8 +13,9 @@ use anyhow::Context;
 use clap::ValueEnum;
 use tokio::net::TcpStream;
 
-use crate::probe::NotificationView;
 use crate::target::Target;
+
+pub use event::{Kind, Received};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -38,90 +41,6 @@ impl Transport {
             Self::Sse => "sse",
         }
     }
-}
-
-/// Which event a notification arrived in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// `notification`: it was created.
-    Created,
-    /// `notification.updated` (Socket.IO: `notification:updated`): its status changed.
-    Updated,
-}
-
-impl Kind {
-    fn of_event(name: &str) -> Option<Self> {
-        match name {
-            "notification" => Some(Self::Created),
-            "notification.updated" | "notification:updated" => Some(Self::Updated),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug)]
-pub struct Received {
-    pub kind: Kind,
-    pub notification: NotificationView,
-}
-
-/// What every transport's server sends once the stream is live.
-const LIVE_EVENT: &str = "recovered";
-
-/// Reads an HTTP/1.1 response head: the head, and what came after it.
-async fn read_head(socket: &mut TcpStream, what: &str) -> anyhow::Result<(String, Vec<u8>)> {
-    use tokio::io::AsyncReadExt as _;
-    const MAX_HEAD_BYTES: usize = 16 * 1024;
-    let mut bytes = Vec::new();
-    loop {
-        if let Some(at) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&bytes[..at + 4]).into_owned();
-            return Ok((head, bytes.split_off(at + 4)));
-        }
-        if bytes.len() > MAX_HEAD_BYTES {
-            anyhow::bail!("the response head to {what} is over {MAX_HEAD_BYTES} bytes");
-        }
-        let read = socket
-            .read_buf(&mut bytes)
-            .await
-            .with_context(|| format!("reading the response to {what}"))?;
-        if read == 0 {
-            anyhow::bail!("the server closed before answering {what}");
-        }
-    }
-}
-
-/// A response head's status code, if its status line has one.
-fn status_of(head: &str) -> Option<u16> {
-    head.lines().next()?.split(' ').nth(1)?.parse().ok()
-}
-
-/// A response head's header value (the first, by case-insensitive name).
-fn header_of<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().skip(1).find_map(|line| {
-        let (field, value) = line.split_once(':')?;
-        field
-            .trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| value.trim())
-    })
-}
-
-/// The WebSocket handshake at `path`, with a read buffer sized for notification frames:
-/// tungstenite's default (128 KiB) is zeroed on every read, which took half of loadgen's CPU
-/// with 10,000 clients.
-async fn websocket(
-    stream: TcpStream,
-    target: &Target,
-    path: &str,
-) -> anyhow::Result<tokio_tungstenite::WebSocketStream<TcpStream>> {
-    let config =
-        tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096);
-    let (socket, _) =
-        tokio_tungstenite::client_async_with_config(target.ws_url(path), stream, Some(config))
-            .await
-            .with_context(|| format!("WebSocket handshake at {path}"))?;
-    Ok(socket)
 }
 
 /// One connected stream client.

@@ -18,7 +18,8 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{Kind, LIVE_EVENT, Received};
+use super::event::{Kind, LIVE_EVENT, Received};
+use super::handshake;
 use crate::probe::NotificationView;
 use crate::target::Target;
 
@@ -192,7 +193,7 @@ struct Handshake {
 
 impl Client {
     pub async fn connect(stream: TcpStream, target: &Target) -> anyhow::Result<Self> {
-        let socket = super::websocket(stream, target, PATH).await?;
+        let socket = handshake::websocket(stream, target, PATH).await?;
         let mut client = Self { socket };
         let open = client
             .text()
@@ -220,11 +221,11 @@ impl Client {
             )
             .await
             .context("sending the Engine.IO handshake")?;
-        let (head, mut body) = super::read_head(&mut stream, "the Engine.IO handshake").await?;
-        if super::status_of(&head) != Some(200) {
+        let (head, mut body) = handshake::read_head(&mut stream, "the Engine.IO handshake").await?;
+        if handshake::status_of(&head) != Some(200) {
             bail!("the Engine.IO handshake answered {head:?}");
         }
-        let length: usize = super::header_of(&head, "content-length")
+        let length: usize = handshake::header_of(&head, "content-length")
             .and_then(|length| length.parse().ok())
             .context("the Engine.IO handshake response has no content-length")?;
         while body.len() < length {
@@ -245,7 +246,7 @@ impl Client {
         let Handshake { sid } = serde_json::from_str(open)
             .with_context(|| format!("an unexpected open packet {open:?}"))?;
         let path = format!("{PATH}&sid={sid}");
-        let socket = super::websocket(stream, target, &path).await?;
+        let socket = handshake::websocket(stream, target, &path).await?;
         let mut client = Self { socket };
         client.send("2probe").await?;
         loop {

@@ -10,7 +10,8 @@ use anyhow::{Context, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{Kind, LIVE_EVENT, Received};
+use super::event::{Kind, LIVE_EVENT, Received};
+use super::handshake;
 use crate::probe::NotificationView;
 use crate::target::Target;
 
@@ -40,7 +41,7 @@ impl Client {
             .write_all(request.as_bytes())
             .await
             .context("sending GET /api/sse/notifications")?;
-        let (head, rest) = super::read_head(&mut socket, "GET /api/sse/notifications").await?;
+        let (head, rest) = handshake::read_head(&mut socket, "GET /api/sse/notifications").await?;
         let body = Body::of_response(&head)?;
         let mut client = Self {
             socket,
@@ -123,11 +124,11 @@ enum Body {
 impl Body {
     /// Checks the status and the framing from the response head.
     fn of_response(head: &str) -> anyhow::Result<Self> {
-        if super::status_of(head) != Some(200) {
+        if handshake::status_of(head) != Some(200) {
             let status = head.lines().next().unwrap_or_default();
             bail!("GET /api/sse/notifications answered {status:?}");
         }
-        let chunked = super::header_of(head, "transfer-encoding")
+        let chunked = handshake::header_of(head, "transfer-encoding")
             .is_some_and(|value| value.to_ascii_lowercase().contains("chunked"));
         Ok(if chunked {
             Self::Chunked(Chunks::default())

@@ -8,7 +8,8 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{Kind, LIVE_EVENT, Received};
+use super::event::{Kind, LIVE_EVENT, Received};
+use super::handshake;
 use crate::probe::NotificationView;
 use crate::target::Target;
 
@@ -26,7 +27,7 @@ struct Frame {
 
 impl Client {
     pub async fn connect(stream: TcpStream, target: &Target) -> anyhow::Result<Self> {
-        let socket = super::websocket(stream, target, "/api/ws").await?;
+        let socket = handshake::websocket(stream, target, "/api/ws").await?;
         let mut client = Self { socket };
         loop {
             match client.frame().await? {

@@ -22,3 +22,12 @@ pub async fn signal() {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
 }
+
+/// Runs `begin` in a task of its own once [`signal`] arrives: how a service that stops on a
+/// token or a channel starts its graceful shutdown.
+pub fn on_signal(begin: impl FnOnce() + Send + 'static) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        signal().await;
+        begin();
+    })
+}
