@@ -17,6 +17,7 @@ use herald_core::db::{Db, DbError, OutboxBatch, Pending};
 use herald_core::event::{Event, headers};
 use herald_core::fanout::Fanout;
 use herald_core::processing::{ProcessError, process_events};
+use herald_runtime::backoff::Backoff;
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -181,7 +182,7 @@ pub async fn run(
     mut handed_over: mpsc::Receiver<Vec<Pending>>,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = MIN_BACKOFF;
+    let mut backoff = Backoff::new(MIN_BACKOFF, MAX_BACKOFF);
     let mut recovering = false;
     let mut sweep_at = Instant::now();
     loop {
@@ -196,7 +197,7 @@ pub async fn run(
                 Ok(count) if count == BATCH as usize => continue,
                 Ok(_) => {
                     recovering = false;
-                    backoff = MIN_BACKOFF;
+                    backoff.reset();
                     sweep_at = Instant::now() + SWEEP_EVERY;
                 }
                 Err(error) => {
@@ -260,11 +261,10 @@ pub async fn run(
 }
 
 /// Counts and logs a failed round; returns how long to wait before the next sweep.
-fn failed(relay: &Relay, error: &RelayError, backoff: &mut Duration) -> Duration {
+fn failed(relay: &Relay, error: &RelayError, backoff: &mut Backoff) -> Duration {
     relay.metrics.outbox_publish_errors.inc();
-    let wait = *backoff;
+    let wait = backoff.next_delay();
     tracing::warn!(%error, retry_in = ?wait, "outbox relay failed; events stay pending");
-    *backoff = (*backoff * 2).min(MAX_BACKOFF);
     wait
 }
 
