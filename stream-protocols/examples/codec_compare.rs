@@ -54,22 +54,7 @@ fn main() {
 
 /// A masked client frame.
 fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
-    let mask = [0x37, 0xFA, 0x21, 0x3D];
-    let mut out = vec![first];
-    match payload.len() {
-        short @ 0..126 => out.push(0x80 | short as u8),
-        medium @ 126..65_536 => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(medium as u16).to_be_bytes());
-        }
-        long => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(long as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
-    out
+    websocket::client_frame(first, payload, [0x37, 0xFA, 0x21, 0x3D])
 }
 
 /// What Socket.IO clients send a streaming server: pings, pongs (`3`), and now and then a

@@ -2,7 +2,7 @@
 //! pieces, and no input makes it panic or hold more than its bound.
 
 use proptest::prelude::*;
-use stream_protocols::websocket::{Inbound, Read, close_code};
+use stream_protocols::websocket::{self, Inbound, Read, close_code};
 
 /// Text messages up to this long are kept.
 const KEEP: usize = 64;
@@ -34,24 +34,6 @@ fn message() -> impl Strategy<Value = Message> {
     ]
 }
 
-fn frame(first: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-    let mut out = vec![first];
-    match payload.len() {
-        short @ 0..126 => out.push(0x80 | short as u8),
-        medium @ 126..65_536 => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(medium as u16).to_be_bytes());
-        }
-        long => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(long as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
-    out
-}
-
 /// What reading a stream comes to.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Outcome {
@@ -66,24 +48,24 @@ fn stream(messages: &[Message], close: Option<u16>, mask: [u8; 4]) -> (Vec<u8>, 
     for message in messages {
         match message {
             Message::Text(text) => {
-                bytes.extend(frame(0x81, text, mask));
+                bytes.extend(websocket::client_frame(0x81, text, mask));
                 if !text.is_empty() && text.len() <= KEEP {
                     expected.texts.push(text.clone());
                 }
             }
-            Message::Binary(data) => bytes.extend(frame(0x82, data, mask)),
+            Message::Binary(data) => bytes.extend(websocket::client_frame(0x82, data, mask)),
             Message::Ping(data) => {
-                bytes.extend(frame(0x89, data, mask));
+                bytes.extend(websocket::client_frame(0x89, data, mask));
                 expected.replies.extend(server_frame(0x8A, data));
             }
-            Message::Pong(data) => bytes.extend(frame(0x8A, data, mask)),
+            Message::Pong(data) => bytes.extend(websocket::client_frame(0x8A, data, mask)),
             Message::Fragmented(parts, ping) => {
                 for (at, part) in parts.iter().enumerate() {
                     let fin = if at + 1 == parts.len() { 0x80 } else { 0 };
                     let opcode = if at == 0 { 1 } else { 0 };
-                    bytes.extend(frame(fin | opcode, part, mask));
+                    bytes.extend(websocket::client_frame(fin | opcode, part, mask));
                     if at == 0 {
-                        bytes.extend(frame(0x89, ping, mask));
+                        bytes.extend(websocket::client_frame(0x89, ping, mask));
                         expected.replies.extend(server_frame(0x8A, ping));
                     }
                 }
@@ -91,7 +73,7 @@ fn stream(messages: &[Message], close: Option<u16>, mask: [u8; 4]) -> (Vec<u8>, 
         }
     }
     if let Some(code) = close {
-        bytes.extend(frame(0x88, &code.to_be_bytes(), mask));
+        bytes.extend(websocket::client_frame(0x88, &code.to_be_bytes(), mask));
         expected.closing = Some(server_frame(0x88, &code.to_be_bytes()));
     }
     (bytes, expected)

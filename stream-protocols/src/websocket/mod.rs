@@ -31,6 +31,27 @@ const PONG: u8 = 0xA;
 /// Control frames carry at most this much.
 pub const MAX_CONTROL_PAYLOAD: usize = 125;
 
+/// A frame as a client sends it: masked with `mask`, its first byte (FIN, RSV, opcode) given.
+/// For clients and tests of a server; a server's own frames are never masked.
+pub fn client_frame(first: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(MAX_HEADER + payload.len());
+    out.push(first);
+    match payload.len() {
+        short @ 0..126 => out.push(0x80 | short as u8),
+        medium @ 126..65_536 => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(medium as u16).to_be_bytes());
+        }
+        long => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(long as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+    out
+}
+
 /// Close codes (RFC 6455, section 7.4).
 pub mod close_code {
     pub const NORMAL: u16 = 1000;
