@@ -6,11 +6,11 @@ use herald_core::fanout::Broadcast;
 use stream_protocols::chunked::{self, LAST_CHUNK};
 use stream_protocols::websocket;
 
-use super::super::gauges::{OpenStreams, StreamCounters};
-use super::super::replay::Delivery;
-use super::super::socketio::{self, Session};
-use super::super::sse::frames as sse;
-use super::super::ws::frames as ws;
+use crate::stream::gauges::{OpenStreams, StreamCounters};
+use crate::stream::replay::Delivery;
+use crate::stream::socketio::{self, Session};
+use crate::stream::sse::frames as sse;
+use crate::stream::ws::frames as ws;
 
 /// How a client's stream is framed on its socket.
 #[derive(Debug)]

@@ -17,9 +17,9 @@ use herald_core::fanout::{Broadcast, FanoutItem};
 use stream_protocols::websocket;
 use tokio::sync::broadcast::{self, error::RecvError};
 
-use super::super::replay::{Delivery, Step};
 use super::protocol::{Counters, Protocol};
 use super::{Client, DirectStreams, ShardInbox, catch_up};
+use crate::stream::replay::{Delivery, Step};
 
 /// Reads of a client's socket per turn (of 512 bytes each).
 const MAX_READS: usize = 16;
@@ -397,8 +397,8 @@ fn flush(client: &mut Client, cx: &mut Context<'_>) -> io::Result<bool> {
 mod tests {
     use herald_core::event::Event;
 
-    use super::super::super::socketio;
     use super::*;
+    use crate::stream::socketio;
 
     #[test]
     fn each_protocol_gets_the_event_in_its_own_framing() {

@@ -3,8 +3,8 @@
 use herald_core::notification::check_user_id;
 use serde_json::Value;
 
-use super::super::params::parse_sequence;
-use super::super::replay::Start;
+use crate::stream::params::parse_sequence;
+use crate::stream::replay::Start;
 
 /// Where a client resumes and what it wants, from the handshake `auth`.
 #[derive(Debug, PartialEq, Eq)]

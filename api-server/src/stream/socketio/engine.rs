@@ -21,14 +21,14 @@ use stream_protocols::websocket::Read;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::super::direct::{self, Protocol};
-use super::super::hub::Hub;
-use super::super::replay::Feed;
-use super::super::ws;
 use super::session::{
     Before, CONNECT_TIMEOUT, Session, before_connect, connected_packet, new_id, open_packet, text,
 };
 use crate::connection::Peer;
+use crate::stream::direct::{self, Protocol};
+use crate::stream::hub::Hub;
+use crate::stream::replay::Feed;
+use crate::stream::ws;
 
 /// Answers a request that opens an Engine.IO 4 WebSocket without a long-polling session.
 pub fn accept(hub: &Arc<Hub>, peer: Peer, mut request: Request) -> Response {

@@ -27,13 +27,13 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::super::direct::{self, Protocol};
-use super::super::hub::Hub;
-use super::super::replay::{Delivery, Feed};
-use super::super::ws;
 use super::engine;
 use super::session::{self, Before, TRANSPORT};
 use crate::connection::Peer;
+use crate::stream::direct::{self, Protocol};
+use crate::stream::hub::Hub;
+use crate::stream::replay::{Delivery, Feed};
+use crate::stream::ws;
 
 /// How long the client has from the WebSocket handshake to the end of the upgrade.
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);

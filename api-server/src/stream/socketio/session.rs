@@ -15,9 +15,9 @@ use stream_protocols::engineio::{self, Handshake};
 use stream_protocols::socketio::{self, PacketType, ROOT};
 use stream_protocols::websocket::{self, Read, close_code};
 
-use super::super::replay::Delivery;
-use super::super::wire::{Closing, Reset};
 use super::auth::{Resume, parse_auth};
+use crate::stream::replay::Delivery;
+use crate::stream::wire::{Closing, Reset};
 
 pub const TRANSPORT: &str = "socketio";
 

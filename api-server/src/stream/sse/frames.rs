@@ -9,8 +9,8 @@ use herald_core::fanout::Broadcast;
 use serde::Serialize;
 use stream_protocols::sse::{Event, KEEP_ALIVE};
 
-use super::super::replay::Delivery;
-use super::super::wire::{Closing, Reset};
+use crate::stream::replay::Delivery;
+use crate::stream::wire::{Closing, Reset};
 
 pub const TRANSPORT: &str = "sse";
 /// How long browsers wait before reconnecting after a shutdown or error.

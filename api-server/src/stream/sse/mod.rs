@@ -96,7 +96,7 @@ struct Connection {
 ///
 /// hyper polls this body directly: an event reaches the socket without passing through
 /// another task, and events that are ready together go out in one write. A client that
-/// stops reading is cut by [`stall`](super::super::stall), since its body is no longer polled.
+/// stops reading is cut by [`stall`](crate::stream::stall), since its body is no longer polled.
 fn events(
     feed: Feed,
     hub: &Hub,

@@ -7,8 +7,8 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use stream_protocols::websocket::close_code;
 
-use super::super::replay::Delivery;
-use super::super::wire::{Recovered, Reset};
+use crate::stream::replay::Delivery;
+use crate::stream::wire::{Recovered, Reset};
 
 pub const TRANSPORT: &str = "websocket";
 
