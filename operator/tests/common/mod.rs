@@ -16,6 +16,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, Client, CustomResourceExt, ResourceExt};
@@ -298,13 +299,7 @@ impl Env {
             &format!("{name}: condition {type_}={status} ({reason:?})"),
             || async {
                 let platform = self.platforms.get(name).await.ok()?;
-                let condition = platform
-                    .status
-                    .as_ref()?
-                    .conditions
-                    .iter()
-                    .find(|c| c.type_ == type_)?
-                    .clone();
+                let condition = condition_of(&platform, type_)?.clone();
                 (condition.status == status && reason.is_none_or(|r| condition.reason == r))
                     .then_some(platform)
             },
@@ -414,4 +409,14 @@ pub async fn topic_configs(topic: &str) -> BTreeMap<String, String> {
         .filter(|entry| entry.source == ConfigSource::DynamicTopic)
         .filter_map(|entry| Some((entry.name, entry.value?)))
         .collect()
+}
+
+/// The platform's condition of this type, if its status has one.
+pub fn condition_of<'a>(platform: &'a NotificationPlatform, type_: &str) -> Option<&'a Condition> {
+    platform
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
 }

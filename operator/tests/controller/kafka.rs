@@ -7,8 +7,8 @@ use serde_json::json;
 use test_support::{PrivateEnv, settings};
 
 use crate::common::{
-    KAFKA_SECRET, UNREACHABLE_BROKERS, kafka_partitions, kafka_partitions_at, put_secret, start,
-    start_with,
+    KAFKA_SECRET, UNREACHABLE_BROKERS, condition_of, kafka_partitions, kafka_partitions_at,
+    put_secret, start, start_with,
 };
 
 #[tokio::test]
@@ -19,13 +19,7 @@ async fn wrong_brokers_degrade_until_the_secret_is_fixed() {
     let platform = env
         .condition("outage", "Degraded", "True", Some("KafkaUnreachable"))
         .await;
-    let degraded = platform
-        .status
-        .unwrap()
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "Degraded")
-        .unwrap();
+    let degraded = condition_of(&platform, "Degraded").unwrap();
     // The brokers are the Secret's value: the message names the Secret instead.
     assert!(
         !degraded.message.contains(UNREACHABLE_BROKERS) && degraded.message.contains(KAFKA_SECRET),

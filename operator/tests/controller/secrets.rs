@@ -3,7 +3,7 @@
 use serde_json::json;
 use test_support::settings;
 
-use crate::common::{put_secret, start};
+use crate::common::{condition_of, put_secret, start};
 
 #[tokio::test]
 async fn missing_kafka_secret_is_reported() {
@@ -13,13 +13,7 @@ async fn missing_kafka_secret_is_reported() {
     let platform = env
         .condition("nosecret", "Degraded", "True", Some("KafkaSecretNotFound"))
         .await;
-    let degraded = platform
-        .status
-        .unwrap()
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "Degraded")
-        .unwrap();
+    let degraded = condition_of(&platform, "Degraded").unwrap();
     assert!(degraded.message.contains("nope"), "{}", degraded.message);
     env.event("Warning", "KafkaSecretNotFound").await;
 }
@@ -32,13 +26,7 @@ async fn missing_database_secret_is_reported() {
     let platform = env
         .condition("nodb", "Degraded", "True", Some("SecretMissing"))
         .await;
-    let ready = platform
-        .status
-        .unwrap()
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "Ready")
-        .unwrap();
+    let ready = condition_of(&platform, "Ready").unwrap();
     assert_eq!(ready.status, "False");
     assert!(ready.message.contains("no-db"), "{}", ready.message);
     env.event("Warning", "SecretMissing").await;
