@@ -122,9 +122,7 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         direct: direct_streams.clone(),
         stalls: stalls.clone(),
         open: open_streams.clone(),
-        buffer: args.stream_buffer,
         keepalive,
-        shutdown: shutdown.clone(),
     });
 
     // Cancelled once no request is left: the writer and the relay finish what they hold.

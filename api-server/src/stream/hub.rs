@@ -4,23 +4,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-
 use super::direct::DirectStreams;
 use super::gauges::OpenStreams;
 use super::replay::FeedSource;
 use super::stall::Stalls;
 
 pub struct Hub {
+    /// Also where the stream buffer and the shutdown token are: the feeds use them first.
     pub feeds: Arc<FeedSource>,
     /// The shards that serve live clients straight on their sockets.
     pub direct: Arc<DirectStreams>,
     /// SSE streams served by hyper, watched for clients that stopped reading.
     pub stalls: Arc<Stalls>,
     pub open: Arc<OpenStreams>,
-    /// Events a client may fall behind before it is disconnected.
-    pub buffer: usize,
     pub keepalive: Duration,
-    /// Cancelled on SIGTERM: streams tell their clients to reconnect and end.
-    pub shutdown: CancellationToken,
 }

@@ -86,7 +86,7 @@ pub(super) async fn connect(
         let read = tokio::select! {
             read = socket.read_buf(&mut input) => read,
             () = tokio::time::sleep_until(deadline) => return,
-            () = hub.shutdown.cancelled() => return,
+            () = hub.feeds.shutdown.cancelled() => return,
         };
         if !matches!(read, Ok(1..)) {
             return;

@@ -318,7 +318,7 @@ async fn run(
     let connect_by = Instant::now() + session::CONNECT_TIMEOUT;
     let ending = loop {
         // The feed is read only while the client takes what it gets.
-        let room = shared.outbox().queued() < hub.buffer.max(1);
+        let room = shared.outbox().queued() < hub.feeds.buffer.max(1);
         let delivery = tokio::select! {
             command = commands.recv() => match command {
                 Some(Command::Packets(packets)) => {
@@ -362,7 +362,7 @@ async fn run(
             delivery = pump(&mut feed, room), if feed.is_some() => delivery,
             () = shared.taken.notified(), if !room => continue,
             () = tokio::time::sleep_until(connect_by), if feed.is_none() => break Ending::Closing(Vec::new()),
-            () = hub.shutdown.cancelled(), if feed.is_none() => break Ending::Closing(Vec::new()),
+            () = hub.feeds.shutdown.cancelled(), if feed.is_none() => break Ending::Closing(Vec::new()),
         };
         let last_sequence = feed.as_ref().map_or(0, Feed::last_sequence);
         match &delivery {
