@@ -7,6 +7,9 @@ use herald_core::config::{DatabaseArgs, KafkaArgs, RedisArgs};
 use herald_core::jobs::schedule::ScheduleArgs;
 use herald_runtime::telemetry::TelemetryArgs;
 
+use crate::auth::AuthArgs;
+use crate::auth::cli::{KeysCommand, TokenArgs};
+
 /// Herald's client-facing service: REST, Server-Sent Events, Socket.IO v4 and WebSocket.
 ///
 /// With no DATABASE_URL, REDIS_URL or KAFKA_BROKERS it runs the whole platform in one process
@@ -32,13 +35,24 @@ pub enum Command {
     Serve,
     /// Apply the database migrations and exit (they also run at every start).
     Migrate,
+    /// Manage the API keys of services (stored hashed in the database).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Print a user token signed with JWT_SECRET_FILE (or, in embedded mode, the development
+    /// secret): for trying the streams; production tokens come from your identity provider.
+    Token(TokenArgs),
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
-    /// Port of the HTTP API, streams and /metrics.
+    /// Port of the HTTP API and streams (and of /metrics, for admin keys).
     #[arg(long, env = "PORT", default_value_t = 3001, global = true)]
     pub port: u16,
+
+    /// A separate port serving /metrics without credentials, for Prometheus; keep it off the
+    /// public network.
+    #[arg(long, env = "METRICS_PORT", global = true)]
+    pub metrics_port: Option<u16>,
 
     /// Address to listen on.
     #[arg(long, env = "BIND_ADDRESS", default_value = "0.0.0.0", global = true)]
@@ -79,16 +93,18 @@ pub struct ServerArgs {
     #[arg(long, env = "WRITE_LANES", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64), global = true)]
     pub write_lanes: u16,
 
-    /// Origins browsers may call the API from, comma-separated (e.g.
-    /// `https://app.example.com`), or `*` for any.
+    /// Origins browsers may call the API and open WebSocket and Socket.IO streams from,
+    /// comma-separated (e.g. `https://app.example.com`), or `*` for any; none by default.
     #[arg(
         long,
         env = "CORS_ALLOWED_ORIGINS",
-        default_value = "*",
         value_delimiter = ',',
         global = true
     )]
     pub cors_allowed_origins: Vec<String>,
+
+    #[command(flatten)]
+    pub auth: AuthArgs,
 
     #[command(flatten)]
     pub database: DatabaseArgs,

@@ -165,6 +165,8 @@ impl Drop for KillableStream {
 pub struct Peer {
     pub kill: Kill,
     pub detach: Detach,
+    /// The client's address: what rate limits count anonymous callers by.
+    pub address: Option<std::net::IpAddr>,
 }
 
 /// Wraps an accepted connection: what hyper reads and writes, and what its handlers get.
@@ -174,6 +176,7 @@ pub fn accept(socket: TcpStream) -> (KillableStream, Peer) {
     let peer = Peer {
         kill: Kill::default(),
         detach: Detach::default(),
+        address: socket.peer_addr().ok().map(|address| address.ip()),
     };
     let stream = KillableStream {
         inner: Some(socket),

@@ -13,6 +13,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<&'static str>,
+    /// Seconds to send in `Retry-After` (429s; a 503 always says 1).
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -37,6 +39,27 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
+        }
+    }
+
+    /// 401: no credential, or one that is not valid. `code` says which (`missing_credentials`,
+    /// `invalid_token`, `token_expired`, `invalid_api_key`, ...).
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    /// 403: a valid credential that does not allow this (`insufficient_scope`,
+    /// `forbidden_user`, `origin_not_allowed`).
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, message)
+    }
+
+    /// 429, to retry after `seconds`.
+    pub fn rate_limited(message: impl Into<String>, seconds: u64) -> Self {
+        Self {
+            retry_after: Some(seconds),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
         }
     }
 
@@ -118,10 +141,29 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
+        let headers = response.headers_mut();
+        let retry_after = match self.status {
+            StatusCode::SERVICE_UNAVAILABLE => Some(1),
+            _ => self.retry_after,
+        };
+        if let Some(seconds) = retry_after {
+            headers.insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        // RFC 6750: what kind of credential to send, and why this one failed.
+        let challenge = match (self.status, self.code) {
+            (StatusCode::UNAUTHORIZED, "missing_credentials") => Some(r#"Bearer realm="herald""#),
+            (StatusCode::UNAUTHORIZED, _) => {
+                Some(r#"Bearer realm="herald", error="invalid_token""#)
+            }
+            (StatusCode::FORBIDDEN, "insufficient_scope") => {
+                Some(r#"Bearer realm="herald", error="insufficient_scope""#)
+            }
+            _ => None,
+        };
+        if let Some(challenge) = challenge {
+            headers.insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static(challenge),
             );
         }
         response

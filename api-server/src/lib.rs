@@ -8,6 +8,7 @@
 pub mod config;
 pub mod server;
 
+mod auth;
 mod cache;
 mod connection;
 mod error;

@@ -23,6 +23,8 @@ async fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => server::serve(cli.server).await,
         Command::Migrate => server::migrate(&cli.server).await,
+        Command::Keys(command) => server::keys(&cli.server, command).await,
+        Command::Token(token) => server::token(&cli.server, &token),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -21,6 +21,10 @@ pub struct Metrics {
     pub outbox_published: IntCounter,
     pub outbox_publish_errors: IntCounter,
     pub fanout_publish_errors: IntCounter,
+    /// Refused credentials, by error code (`missing_credentials`, `token_expired`, ...).
+    pub auth_failures: IntCounterVec,
+    /// Requests refused with 429, by limit (`publish`, `connect`, `auth_failures`).
+    pub rate_limited: IntCounterVec,
 }
 
 impl Metrics {
@@ -86,8 +90,18 @@ impl Metrics {
             "fanout_publish_errors_total",
             "Events that could not be fanned out right away",
         )?;
+        let auth_failures = IntCounterVec::new(
+            Opts::new("auth_failures_total", "Refused credentials by reason"),
+            &["code"],
+        )?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new("rate_limited_total", "Requests refused by a rate limit"),
+            &["limit"],
+        )?;
 
         registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(auth_failures.clone()))?;
+        registry.register(Box::new(rate_limited.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(cache_hits.clone()))?;
         registry.register(Box::new(cache_misses.clone()))?;
@@ -117,6 +131,8 @@ impl Metrics {
             outbox_published,
             outbox_publish_errors,
             fanout_publish_errors,
+            auth_failures,
+            rate_limited,
         })
     }
 

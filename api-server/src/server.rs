@@ -9,6 +9,8 @@ use herald_core::fanout::{Fanout, FanoutItem};
 use herald_core::jobs::schedule;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::cli::{KeysCommand, TokenArgs};
+use crate::auth::{self, Authenticator, Expectations, Guard, Origins, RateLimits, Sources};
 use crate::cache::ListCache;
 use crate::config::ServerArgs;
 use crate::connection;
@@ -38,10 +40,113 @@ pub async fn migrate(args: &ServerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `api-server keys ...`, on the database the server would use.
+pub async fn keys(args: &ServerArgs, command: KeysCommand) -> anyhow::Result<()> {
+    auth::cli::keys(command, &connect_db(args).await?).await
+}
+
+/// `api-server token`: prints a user token signed with JWT_SECRET_FILE, or in embedded mode
+/// with the development secret.
+pub fn token(args: &ServerArgs, token: &TokenArgs) -> anyhow::Result<()> {
+    let path = match &args.auth.jwt_secret_file {
+        Some(path) => path.clone(),
+        None if args.database.database_url.is_none() => {
+            args.data_dir.join(auth::dev::JWT_SECRET_FILE)
+        }
+        None => anyhow::bail!(
+            "`api-server token` signs with an HMAC secret: set JWT_SECRET_FILE (tokens for \
+             RS/ES/EdDSA keys and JWKS come from your identity provider)"
+        ),
+    };
+    let secret = std::fs::read(&path).with_context(|| {
+        format!(
+            "reading the JWT secret {} (in embedded mode the server makes it at its first start)",
+            path.display()
+        )
+    })?;
+    println!(
+        "{}",
+        auth::cli::token(token, secret.trim_ascii(), &expectations(args))?
+    );
+    Ok(())
+}
+
+fn expectations(args: &ServerArgs) -> Expectations {
+    Expectations {
+        issuer: args.auth.jwt_issuer.clone(),
+        audience: args.auth.jwt_audience.clone(),
+        leeway: args.auth.jwt_leeway_seconds,
+    }
+}
+
+/// The guard of every route, and the sources to keep reloading it from (none when
+/// authentication is off). Refuses to start a server no credential could get into, unless
+/// told `--insecure-no-auth`.
+async fn guard(
+    args: &ServerArgs,
+    db: &Db,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<(Arc<Guard>, Option<Sources>)> {
+    let origins = Origins::parse(&args.cors_allowed_origins)?;
+    let limits = Arc::new(RateLimits::new(
+        args.auth.rate_limit_publish,
+        args.auth.rate_limit_connect,
+        args.auth.rate_limit_auth_failures,
+        metrics.clone(),
+    ));
+    let make = |auth| {
+        Arc::new(Guard {
+            auth: Arc::new(auth),
+            limits: limits.clone(),
+            origins: origins.clone(),
+            metrics: metrics.clone(),
+        })
+    };
+    if args.auth.insecure_no_auth {
+        tracing::warn!(
+            "authentication is OFF (--insecure-no-auth): anyone who reaches this server may \
+             publish and read every user's notifications"
+        );
+        return Ok((make(Authenticator::off()), None));
+    }
+    let mut sources = Sources {
+        jwt_secret_file: args.auth.jwt_secret_file.clone(),
+        jwt_public_key_file: args.auth.jwt_public_key_file.clone(),
+        api_keys_file: args.auth.api_keys_file.clone(),
+        db: db.clone(),
+    };
+    if args.database.database_url.is_none() && !args.auth.names_a_credential() {
+        let dev = auth::dev::ensure(&args.data_dir, db).await?;
+        sources.jwt_secret_file = Some(dev.jwt_secret_file.clone());
+        let local = format!("http://localhost:{}", args.port);
+        eprintln!(
+            "\nDevelopment credentials (embedded mode, no credential configured):\n  \
+             admin API key:  {key}\n  \
+             user tokens:    api-server token --user alice   (signed with {secret})\n\
+             Try:\n  curl -H \"Authorization: Bearer $(cat {key})\" {local}/api/notifications\n",
+            key = dev.api_key_file.display(),
+            secret = dev.jwt_secret_file.display(),
+        );
+    }
+    let authenticator = Authenticator::new(expectations(args));
+    sources
+        .load(&authenticator, args.auth.jwks_url.as_deref())
+        .await?;
+    anyhow::ensure!(
+        authenticator.accepts_anything(),
+        "no credential is configured, so no one could use this server: set JWT_SECRET_FILE, \
+         JWT_PUBLIC_KEY_FILE or JWKS_URL for user tokens, and API_KEYS_FILE or `api-server keys \
+         create` for services; or pass --insecure-no-auth (HERALD_INSECURE_NO_AUTH=true) on a \
+         trusted network"
+    );
+    Ok((make(authenticator), Some(sources)))
+}
+
 pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let db = connect_db(&args).await?;
     let metrics = Arc::new(Metrics::new().context("registering metrics")?);
+    let (guard, auth_sources) = guard(&args, &db, &metrics).await?;
     let cache_ttl = Duration::from_secs(args.cache_ttl_seconds);
     let (cache, fanout) = match &args.redis.redis_url {
         Some(url) => {
@@ -123,6 +228,7 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         stalls: stalls.clone(),
         open: open_streams.clone(),
         keepalive,
+        guard: guard.clone(),
     });
 
     // Cancelled once no request is left: the writer and the relay finish what they hold.
@@ -152,6 +258,16 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             }
         });
     }
+    tasks.spawn(guard.limits.clone().forget_idle(shutdown.clone()));
+    if let Some(sources) = auth_sources {
+        tasks.spawn(auth::keep_loaded(
+            guard.auth.clone(),
+            sources,
+            args.auth.jwks_url.is_some(),
+            Duration::from_secs(args.auth.auth_reload_seconds.max(1)),
+            shutdown.clone(),
+        ));
+    }
     tasks.spawn(invalidate_on_changes(
         fanout.clone(),
         cache.clone(),
@@ -164,6 +280,20 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {address}"))?;
     tracing::info!(%address, "api-server listening");
+    if let Some(port) = args.metrics_port {
+        let address = std::net::SocketAddr::new(args.bind, port);
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("listening for /metrics on {address}"))?;
+        tracing::info!(%address, "metrics listening");
+        let (app, stop) = (routes::metrics_router(metrics.clone()), shutdown.clone());
+        tasks.spawn(herald_runtime::http::serve(
+            listener,
+            app,
+            |socket| (socket, ()),
+            async move { stop.cancelled().await },
+        ));
+    }
     let api = Api {
         db,
         cache,
@@ -172,7 +302,7 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         kafka: probe,
         metrics,
     };
-    let app = routes::router(api, hub).layer(cors(&args.cors_allowed_origins)?);
+    let app = routes::router(api, hub, guard.clone()).layer(guard.origins.cors());
     let signal_token = shutdown.clone();
     herald_runtime::http::serve(listener, app, connection::accept, async move {
         herald_runtime::shutdown::signal().await;
@@ -186,42 +316,6 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     drained.cancel();
     while tasks.join_next().await.is_some() {}
     Ok(())
-}
-
-/// Lets browser apps on other origins (the seed's React frontend, say) call the API and open
-/// streams; wraps Socket.IO's long-polling too.
-fn cors(origins: &[String]) -> anyhow::Result<tower_http::cors::CorsLayer> {
-    use tower_http::cors::{AllowOrigin, CorsLayer};
-    let allow = if origins.iter().any(|o| o.trim() == "*") {
-        AllowOrigin::any()
-    } else {
-        let parsed = origins
-            .iter()
-            .map(|origin| {
-                axum::http::HeaderValue::from_str(origin.trim()).with_context(|| {
-                    format!("CORS_ALLOWED_ORIGINS: {origin:?} is not a valid origin")
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        AllowOrigin::list(parsed)
-    };
-    Ok(CorsLayer::new()
-        .allow_origin(allow)
-        .allow_methods([
-            axum::http::Method::GET,
-            axum::http::Method::POST,
-            axum::http::Method::PUT,
-        ])
-        .allow_headers([
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderName::from_static("idempotency-key"),
-            axum::http::HeaderName::from_static("last-event-id"),
-            axum::http::HeaderName::from_static("traceparent"),
-        ])
-        .expose_headers([
-            axum::http::header::LOCATION,
-            axum::http::HeaderName::from_static("idempotent-replayed"),
-        ]))
 }
 
 /// Status changes (from the processor) and fan-out gaps make cached list pages stale.

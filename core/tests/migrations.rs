@@ -35,7 +35,15 @@ const OUTBOX_TABLE: Released = Released {
     checksum: "d124e08a752463c235bcf0a56067d070bde87dfcadb3707400df8b18cb64258ad194a84251e8b5cada85385e3981224f",
 };
 
-const POSTGRES: [Released; 3] = [
+/// Released with authentication (issue 15); the same on both backends.
+const API_KEYS: Released = Released {
+    version: 4,
+    description: "api keys",
+    sql: include_str!("../migrations/shared/0004_api_keys.sql"),
+    checksum: "ee47bb212cca150760d510cd03d5ef86a31cfc9811b696f23fa90753dd24504c4ba68359d7156370786d6b0c1fb70f68",
+};
+
+const POSTGRES: [Released; 4] = [
     Released {
         version: 1,
         description: "notifications",
@@ -44,9 +52,10 @@ const POSTGRES: [Released; 3] = [
     },
     PROCESSING_AND_JOBS,
     OUTBOX_TABLE,
+    API_KEYS,
 ];
 
-const SQLITE: [Released; 3] = [
+const SQLITE: [Released; 4] = [
     Released {
         version: 1,
         description: "notifications",
@@ -55,6 +64,7 @@ const SQLITE: [Released; 3] = [
     },
     PROCESSING_AND_JOBS,
     OUTBOX_TABLE,
+    API_KEYS,
 ];
 
 fn released(backend: Backend) -> &'static [Released] {

@@ -140,12 +140,29 @@ impl<'a> Packet<'a> {
 
 /// The Engine.IO message refusing a connect to `namespace`, telling the client why.
 pub fn connect_error(namespace: &str, message: &str) -> String {
+    refusal(namespace, message, None)
+}
+
+/// As [`connect_error`], with `data: {"code": code}`, which `socket.io-client` hands to its
+/// `connect_error` listener as `error.data`: a stable code next to the message.
+pub fn connect_error_with_code(namespace: &str, message: &str, code: &str) -> String {
+    refusal(namespace, message, Some(code))
+}
+
+fn refusal(namespace: &str, message: &str, code: Option<&str>) -> String {
+    #[derive(Serialize)]
+    struct Code<'a> {
+        code: &'a str,
+    }
     #[derive(Serialize)]
     struct Refusal<'a> {
         message: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data: Option<Code<'a>>,
     }
+    let data = code.map(|code| Code { code });
     // Plain data; serializing it cannot fail.
-    let data = serde_json::to_string(&Refusal { message }).unwrap_or_default();
+    let data = serde_json::to_string(&Refusal { message, data }).unwrap_or_default();
     Packet {
         namespace,
         ..Packet::new(PacketType::ConnectError, Some(&data))
@@ -264,6 +281,10 @@ mod tests {
         assert_eq!(
             connect_error(ROOT, "auth \"x\""),
             r#"44{"message":"auth \"x\""}"#
+        );
+        assert_eq!(
+            connect_error_with_code(ROOT, "expired", "token_expired"),
+            r#"44{"message":"expired","data":{"code":"token_expired"}}"#
         );
     }
 }

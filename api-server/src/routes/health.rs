@@ -11,6 +11,8 @@ use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::auth::{Caller, Scope};
+use crate::error::ApiError;
 use crate::relay::KafkaProbe;
 
 /// What readiness checks.
@@ -36,7 +38,7 @@ pub struct Health {
 
 /// Liveness: the process answers. Checks no dependency, so a database outage does not get
 /// every replica restarted.
-#[utoipa::path(get, path = "/api/health", tag = "health", responses((status = OK, body = Health)))]
+#[utoipa::path(get, path = "/api/health", tag = "health", security(()), responses((status = OK, body = Health)))]
 pub async fn health() -> Json<Health> {
     Json(Health { status: "ok" })
 }
@@ -45,8 +47,10 @@ pub async fn health() -> Json<Health> {
 pub struct Readiness {
     /// `ready`, or `unavailable` when a dependency does not answer.
     status: &'static str,
-    /// Each dependency: `ok`, `unavailable: <reason>`, or `embedded`.
-    checks: Checks,
+    /// Each dependency: `ok`, `unavailable: <reason>`, or `embedded`; shown to admin keys
+    /// only, since the reasons describe the infrastructure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checks: Option<Checks>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -57,9 +61,13 @@ struct Checks {
 }
 
 /// Readiness: PostgreSQL (or the embedded database), Redis and Kafka answer; says which does not.
-#[utoipa::path(get, path = "/api/ready", tag = "health", responses(
+#[utoipa::path(get, path = "/api/ready", tag = "health", security(()), responses(
     (status = OK, body = Readiness), (status = SERVICE_UNAVAILABLE, body = Readiness)))]
-pub async fn ready(State(state): State<Dependencies>) -> (StatusCode, Json<Readiness>) {
+pub async fn ready(
+    caller: Result<Caller, ApiError>,
+    State(state): State<Dependencies>,
+) -> (StatusCode, Json<Readiness>) {
+    let detailed = caller.is_ok_and(|Caller(caller)| caller.require(Scope::Admin).is_ok());
     let database = async { state.db.ping().await.map_err(|e| e.to_string()) };
     let redis = async { state.fanout.ping().await.map_err(|e| e.to_string()) };
     let kafka = async {
@@ -94,7 +102,7 @@ pub async fn ready(State(state): State<Dependencies>) -> (StatusCode, Json<Readi
         status,
         Json(Readiness {
             status: word,
-            checks,
+            checks: detailed.then_some(checks),
         }),
     )
 }

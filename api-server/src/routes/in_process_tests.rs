@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::{jobs, notifications, users};
+use crate::auth::{Authenticator, Guard, Origins, RateLimits};
 use crate::cache::ListCache;
 use crate::metrics::Metrics;
 use crate::relay::Handoff;
@@ -63,6 +64,14 @@ async fn api() -> Api {
     .merge(jobs::routes(db.clone()))
     .merge(users::routes(db))
     .split_for_parts();
+    // Authentication off: what these tests check is the handlers; tests/auth checks the guard.
+    let guard = Guard {
+        auth: Arc::new(Authenticator::off()),
+        limits: Arc::new(RateLimits::new(0, 0, 0, metrics.clone())),
+        origins: Origins::parse(&[]).expect("no origins"),
+        metrics: metrics.clone(),
+    };
+    let router = router.layer(axum::Extension(Arc::new(guard)));
     Api {
         router,
         metrics,

@@ -11,6 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 
 const JOBS: [&str; 3] = ["cleanup", "report", "user-sync"];
@@ -38,11 +39,14 @@ pub fn routes(db: Db) -> OpenApiRouter {
         ("job" = Option<String>, Query, description = "cleanup, report or user-sync"),
         ("before" = Option<Uuid>, Query, description = "Only runs older than this run id (nextBefore of the previous page)"),
     ),
-    responses((status = OK, body = JobRunPage), (status = BAD_REQUEST, body = ErrorBody)))]
+    responses((status = OK, body = JobRunPage), (status = BAD_REQUEST, body = ErrorBody),
+        (status = UNAUTHORIZED, body = ErrorBody), (status = FORBIDDEN, body = ErrorBody, description = "Needs an admin key")))]
 pub async fn list(
+    Caller(caller): Caller,
     State(db): State<Db>,
     Query(params): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<JobRunPage>> {
+    caller.require(Scope::Admin)?;
     let limit = super::notifications::parse_limit(params.get("limit"))?;
     let job = match params.get("job") {
         Some(job) if !JOBS.contains(&job.as_str()) => {

@@ -22,6 +22,7 @@ use tracing::Instrument as _;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::auth::{Caller, Guard, Scope};
 use crate::cache::ListCache;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -33,11 +34,60 @@ use crate::writer::Writer;
 const SLOW_REQUEST: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(OpenApi)]
-#[openapi(info(
-    title = "Herald API",
-    description = "Notifications over REST, Server-Sent Events, Socket.IO v4 and WebSocket."
-))]
+#[openapi(
+    info(
+        title = "Herald API",
+        description = "Notifications over REST, Server-Sent Events, Socket.IO v4 and WebSocket."
+    ),
+    modifiers(&SecuritySchemes),
+    security(("userToken" = []), ("apiKey" = []))
+)]
 struct ApiDoc;
+
+/// The credentials the API takes; every route needs one unless it says `security: []`.
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "userToken",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A user's JWT (`sub` = user id, `exp` required): the user's own \
+                         notifications and broadcasts",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "apiKey",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("hk_<id>_<secret>")
+                    .description(Some(
+                        "A service's API key, with scopes publish, read:all or admin",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "accessTokenQuery",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "access_token",
+                "Streams only (EventSource and WebSocket cannot set headers): a short-lived \
+                 user token or an API key; never logged",
+            ))),
+        );
+    }
+}
 
 /// What the HTTP API is built from.
 pub struct Api {
@@ -50,7 +100,7 @@ pub struct Api {
     pub metrics: Arc<Metrics>,
 }
 
-pub fn router(api: Api, streams: Arc<Hub>) -> Router {
+pub fn router(api: Api, streams: Arc<Hub>, guard: Arc<Guard>) -> Router {
     let metrics = api.metrics.clone();
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::routes(health::Dependencies {
@@ -75,14 +125,31 @@ pub fn router(api: Api, streams: Arc<Hub>) -> Router {
             "/api/openapi.json",
             get(move || async move { ([("content-type", "application/json")], openapi_json) }),
         )
-        .route("/metrics", get(render_metrics).with_state(metrics.clone()))
+        .route(
+            "/metrics",
+            get(render_admin_metrics).with_state(metrics.clone()),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(
             notifications::MAX_BODY_BYTES,
         ))
         .layer(middleware::from_fn_with_state(metrics, record_request));
-    stream::attach_socket_io(router, &streams)
+    stream::attach_socket_io(router, &streams).layer(axum::Extension(guard))
+}
+
+/// `/metrics` alone, for the metrics port: no credential, so keep that port private.
+pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
+    Router::new().route("/metrics", get(render_metrics).with_state(metrics))
+}
+
+/// On the API port, `/metrics` needs an admin key: it shows the traffic of every user.
+async fn render_admin_metrics(
+    Caller(caller): Caller,
+    State(metrics): State<Arc<Metrics>>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::Admin)?;
+    Ok(render_metrics(State(metrics)).await.into_response())
 }
 
 async fn render_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
@@ -138,7 +205,13 @@ async fn record_request(
         .map_or("unmatched", MatchedPath::as_str)
         .to_owned();
     let method = request.method().as_str().to_owned();
-    let span = tracing::info_span!("request", %method, %route, trace_id = tracing::field::Empty);
+    let span = tracing::info_span!(
+        "request",
+        %method,
+        %route,
+        caller = tracing::field::Empty,
+        trace_id = tracing::field::Empty
+    );
     herald_runtime::telemetry::continue_trace(&span, &HeaderCarrier(request.headers()));
     herald_runtime::telemetry::record_trace_id(&span);
     let started = std::time::Instant::now();

@@ -17,6 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::auth::{Caller, Principal, Publisher};
 use crate::cache::{ListCache, Lookup};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::metrics::Metrics;
@@ -83,11 +84,15 @@ pub fn routes(handles: Handles) -> OpenApiRouter {
     responses(
         (status = CREATED, body = Notification),
         (status = BAD_REQUEST, body = ErrorBody, description = "Malformed JSON or header"),
+        (status = UNAUTHORIZED, body = ErrorBody),
+        (status = FORBIDDEN, body = ErrorBody, description = "The credential lacks the publish scope"),
         (status = PAYLOAD_TOO_LARGE, body = ErrorBody),
+        (status = TOO_MANY_REQUESTS, body = ErrorBody, description = "Over the publish rate limit; see Retry-After"),
         (status = UNSUPPORTED_MEDIA_TYPE, body = ErrorBody),
         (status = UNPROCESSABLE_ENTITY, body = ErrorBody, description = "A field is missing or invalid"),
     ))]
 pub async fn create(
+    _: Publisher,
     State(state): State<Handles>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -243,22 +248,25 @@ fn parse_new_notification(body: &[u8]) -> ApiResult<NewNotification> {
         ("limit" = Option<u32>, Query, description = "1 to 500, default 50"),
         ("before" = Option<String>, Query, description = "Only older than this notification: its id or sequence (nextBefore of the previous page)"),
         ("type" = Option<NotificationType>, Query),
-        ("userId" = Option<String>, Query, description = "Only notifications addressed to this user"),
+        ("userId" = Option<String>, Query, description = "Only notifications addressed to this user (a user token: only its own)"),
     ),
-    responses((status = OK, body = NotificationPage), (status = BAD_REQUEST, body = ErrorBody)))]
+    responses((status = OK, body = NotificationPage), (status = BAD_REQUEST, body = ErrorBody),
+        (status = UNAUTHORIZED, body = ErrorBody), (status = FORBIDDEN, body = ErrorBody)))]
 pub async fn list(
+    Caller(caller): Caller,
     State(state): State<Handles>,
     Query(params): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
-    let query = parse_list_query(&state, &params).await?;
+    let query = parse_list_query(&caller, &state, &params).await?;
     let key = format!(
-        "v1|{}|{}|{}|{}",
+        "v2|{}|{}|{}|{}|{}",
         query.limit,
         query
             .before_sequence
             .map_or(String::new(), |s| s.to_string()),
         query.kind.map_or("", NotificationType::as_str),
         query.user_id.as_deref().unwrap_or(""),
+        query.visible_to.as_deref().unwrap_or(""),
     );
     let generation = match state.cache.get(&key).await {
         Ok(Lookup::Hit(page)) => {
@@ -294,6 +302,7 @@ pub async fn list(
 }
 
 async fn parse_list_query(
+    caller: &Principal,
     state: &Handles,
     params: &HashMap<String, String>,
 ) -> ApiResult<ListQuery> {
@@ -309,7 +318,7 @@ async fn parse_list_query(
             })
         })
         .transpose()?;
-    let user_id = crate::stream::user_id_filter(params)?;
+    let view = caller.view(crate::stream::user_id_filter(params)?)?;
     let before_sequence = match params.get("before") {
         None => None,
         Some(raw) => Some(resolve_cursor(state, raw).await?),
@@ -318,7 +327,8 @@ async fn parse_list_query(
         limit,
         before_sequence,
         kind,
-        user_id,
+        user_id: view.user,
+        visible_to: view.visible_to,
     })
 }
 
@@ -362,8 +372,11 @@ fn json_bytes(body: Bytes) -> Response {
 /// Read one notification.
 #[utoipa::path(get, path = "/api/notifications/{id}", tag = "notifications",
     params(("id" = Uuid, Path)),
-    responses((status = OK, body = Notification), (status = BAD_REQUEST, body = ErrorBody), (status = NOT_FOUND, body = ErrorBody)))]
+    responses((status = OK, body = Notification), (status = BAD_REQUEST, body = ErrorBody),
+        (status = UNAUTHORIZED, body = ErrorBody), (status = FORBIDDEN, body = ErrorBody),
+        (status = NOT_FOUND, body = ErrorBody, description = "No such notification, or not one this caller may see")))]
 pub async fn get_one(
+    Caller(caller): Caller,
     State(state): State<Handles>,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<Notification>> {
@@ -375,10 +388,13 @@ pub async fn get_one(
             format!("{raw:?} is not a notification id (a UUID)"),
         )
     })?;
+    caller.view(None)?;
     state
         .db
         .notification(id)
         .await?
+        // Another user's notification is answered like a missing one: its existence is theirs.
+        .filter(|n| caller.may_see(n.user_id.as_deref()))
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no notification has the id {id}")))
 }

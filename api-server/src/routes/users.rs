@@ -9,6 +9,7 @@ use herald_core::notification::check_user_id;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 
 pub fn routes(db: Db) -> OpenApiRouter {
@@ -35,12 +36,16 @@ fn valid_user(user_id: &str) -> ApiResult<()> {
     params(("userId" = String, Path)),
     responses((status = OK, body = serde_json::Value,
         description = "userId, notificationCount, unreadCount, lastNotificationAt, lastSeenAt"),
+        (status = UNAUTHORIZED, body = ErrorBody),
+        (status = FORBIDDEN, body = ErrorBody, description = "Another user's id with a user token, or a key without read:all"),
         (status = NOT_FOUND, body = ErrorBody)))]
 pub async fn get_one(
+    Caller(caller): Caller,
     State(db): State<Db>,
     Path(user_id): Path<String>,
 ) -> ApiResult<Json<UserSummary>> {
     valid_user(&user_id)?;
+    caller.user_access(&user_id, false)?;
     db.user_summary(&user_id).await?.map(Json).ok_or_else(|| {
         ApiError::not_found(format!(
             "no user {user_id:?} is known yet (user-sync has not seen them)"
@@ -52,9 +57,16 @@ pub async fn get_one(
 /// user-sync.
 #[utoipa::path(put, path = "/api/users/{userId}/seen", tag = "users",
     params(("userId" = String, Path)),
-    responses((status = NO_CONTENT), (status = BAD_REQUEST, body = ErrorBody)))]
-pub async fn mark_seen(State(db): State<Db>, Path(user_id): Path<String>) -> ApiResult<StatusCode> {
+    responses((status = NO_CONTENT), (status = BAD_REQUEST, body = ErrorBody),
+        (status = UNAUTHORIZED, body = ErrorBody),
+        (status = FORBIDDEN, body = ErrorBody, description = "Another user's id with a user token, or a key without admin")))]
+pub async fn mark_seen(
+    Caller(caller): Caller,
+    State(db): State<Db>,
+    Path(user_id): Path<String>,
+) -> ApiResult<StatusCode> {
     valid_user(&user_id)?;
+    caller.user_access(&user_id, true)?;
     db.mark_user_seen(&user_id, chrono::Utc::now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

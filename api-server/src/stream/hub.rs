@@ -8,6 +8,7 @@ use super::direct::DirectStreams;
 use super::gauges::OpenStreams;
 use super::replay::FeedSource;
 use super::stall::Stalls;
+use crate::auth::Guard;
 
 pub struct Hub {
     /// Also where the stream buffer and the shutdown token are: the feeds use them first.
@@ -18,4 +19,7 @@ pub struct Hub {
     pub stalls: Arc<Stalls>,
     pub open: Arc<OpenStreams>,
     pub keepalive: Duration,
+    /// Identifies Socket.IO clients (from `auth.token`); the other transports get their
+    /// caller from the request.
+    pub guard: Arc<Guard>,
 }

@@ -18,6 +18,7 @@ use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_util::sync::CancellationToken;
 
+use super::params::Audience;
 use super::window::WindowReads;
 use super::wire::Recovered;
 
@@ -66,6 +67,9 @@ pub enum Delivery {
     Shutdown,
     /// Time to show an idle client that the connection is alive.
     KeepAlive,
+    /// The client's token expired: tell it, then end; it reconnects with a new token and
+    /// resumes from its position.
+    Expired,
 }
 
 /// Where feeds read from: the event log, the fan-out, and when to stop.
@@ -92,6 +96,8 @@ pub struct Feed {
     queued: VecDeque<Delivery>,
     page: VecDeque<Event>,
     catch_up: Option<CatchUp>,
+    /// When the client's credential expires; nothing is delivered after it.
+    expires: Option<tokio::time::Instant>,
 }
 
 struct CatchUp {
@@ -109,7 +115,7 @@ impl Feed {
     /// answering the client's request, so nothing published afterwards can be missed.
     pub async fn open(
         source: &Arc<FeedSource>,
-        user_id: Option<String>,
+        audience: Audience,
         start: Start,
     ) -> Result<Self, DbError> {
         let progress = Arc::new(AtomicU64::new(source.fanout.sent()));
@@ -121,12 +127,14 @@ impl Feed {
             source: source.clone(),
             live,
             progress,
-            user_id,
+            user_id: audience.user,
             position: Position::live(latest),
             queued: VecDeque::new(),
             page: VecDeque::new(),
             catch_up: None,
+            expires: None,
         };
+        feed.expire_at(audience.expires);
         match start {
             Start::Live => {
                 feed.queued.push_back(Delivery::Recovered(Recovered {
@@ -162,6 +170,24 @@ impl Feed {
         self.queued.push_back(Delivery::Reset { latest });
     }
 
+    /// Ends the stream with [`Delivery::Expired`] at `unix_seconds`. The check runs whenever
+    /// the feed is asked for a delivery, so no event goes out after it; a client with
+    /// nothing to receive learns it at the next keep-alive at the latest.
+    fn expire_at(&mut self, unix_seconds: Option<u64>) {
+        self.expires = unix_seconds.map(|at| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            let left = Duration::from_secs(at).saturating_sub(now);
+            tokio::time::Instant::now() + left
+        });
+    }
+
+    fn expired(&self) -> bool {
+        self.expires
+            .is_some_and(|at| tokio::time::Instant::now() >= at)
+    }
+
     /// How far this feed got through the fan-out (see the field).
     pub fn progress(&self) -> Arc<AtomicU64> {
         self.progress.clone()
@@ -179,9 +205,16 @@ impl Feed {
                 Step::Ready(delivery) => return Ok(delivery),
                 Step::ReadLog => self.read_log().await?,
                 Step::Idle => {
+                    let expiry = async {
+                        match self.expires {
+                            Some(at) => tokio::time::sleep_until(at).await,
+                            None => std::future::pending().await,
+                        }
+                    };
                     let item = tokio::select! {
                         biased;
                         () = self.source.shutdown.cancelled() => return Ok(Delivery::Shutdown),
+                        () = expiry => return Ok(Delivery::Expired),
                         item = self.live.recv() => item,
                     };
                     // Taken before anything else is awaited, so a cancelled `next` loses nothing.
@@ -200,6 +233,9 @@ impl Feed {
             // Also between replayed events: a long replay must not hold up shutdown.
             if self.source.shutdown.is_cancelled() {
                 return Step::Ready(Delivery::Shutdown);
+            }
+            if self.expired() {
+                return Step::Ready(Delivery::Expired);
             }
             if let Some(delivery) = self.queued.pop_front() {
                 return Step::Ready(delivery);

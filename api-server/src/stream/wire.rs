@@ -34,7 +34,7 @@ impl Reset {
 #[derive(Debug, Clone, Copy, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Closing {
-    /// `slow_consumer`, `shutdown` or `unavailable`.
+    /// `slow_consumer`, `shutdown`, `unavailable` or `token_expired`.
     pub code: &'static str,
     pub message: &'static str,
     /// Where to resume when reconnecting.
@@ -54,6 +54,14 @@ impl Closing {
         Self {
             code: "shutdown",
             message: "service restart: reconnect",
+            last_sequence,
+        }
+    }
+
+    pub fn token_expired(last_sequence: i64) -> Self {
+        Self {
+            code: "token_expired",
+            message: "the token expired: reconnect with a new one and resume from lastSequence",
             last_sequence,
         }
     }

@@ -59,6 +59,11 @@ const MIGRATIONS: &[(i64, &str, Sql)] = &[
         "outbox table",
         Sql::Shared(migration_file!("shared/0003_outbox_table.sql")),
     ),
+    (
+        4,
+        "api keys",
+        Sql::Shared(migration_file!("shared/0004_api_keys.sql")),
+    ),
 ];
 
 impl Sql {

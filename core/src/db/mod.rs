@@ -2,6 +2,7 @@
 //! configured. One set of queries serves both through sqlx's `Any` driver; only some of the
 //! migrations differ (see [`migrations`]).
 
+mod api_keys;
 mod backend;
 mod events;
 mod job_runs;
@@ -12,6 +13,7 @@ mod rows;
 mod status;
 mod users;
 
+pub use api_keys::StoredApiKey;
 pub use backend::Backend;
 pub use events::{EventsPage, OutboxBatch, Pending, ReplayWindow};
 pub use job_runs::{JobRun, JobStatus};

@@ -33,6 +33,8 @@ pub struct ListQuery {
     pub before_sequence: Option<i64>,
     pub kind: Option<NotificationType>,
     pub user_id: Option<String>,
+    /// Only what this user may see: broadcasts and the notifications addressed to them.
+    pub visible_to: Option<String>,
 }
 
 /// A notification to store, with the `traceparent` of the request that asked for it.
@@ -165,6 +167,10 @@ impl Db {
         if query.user_id.is_some() {
             conditions.push(format!("n.user_id = {}", placeholder()));
         }
+        if query.visible_to.is_some() {
+            let user = placeholder();
+            conditions.push(format!("(n.user_id IS NULL OR n.user_id = {user})"));
+        }
         let filter = if conditions.is_empty() {
             String::new()
         } else {
@@ -183,6 +189,9 @@ impl Db {
             select = select.bind(kind.as_str());
         }
         if let Some(user) = &query.user_id {
+            select = select.bind(user.clone());
+        }
+        if let Some(user) = &query.visible_to {
             select = select.bind(user.clone());
         }
         let rows = select

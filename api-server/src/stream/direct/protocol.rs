@@ -58,10 +58,17 @@ impl Protocol {
                 }
                 (bytes.into(), more)
             }
-            Self::WebSocket(_) => match ws::outgoing(delivery) {
+            Self::WebSocket(_) => match ws::outgoing(delivery, last_sequence) {
                 ws::Outgoing::Text(text) => (websocket::text(text.as_bytes()), true),
                 ws::Outgoing::Ping => (websocket::ping(), true),
                 ws::Outgoing::Close(code, reason) => (websocket::close(code, reason), false),
+                ws::Outgoing::Last(text, code, reason) => {
+                    let last = [
+                        websocket::text(text.as_bytes()),
+                        websocket::close(code, reason),
+                    ];
+                    (last.concat().into(), false)
+                }
             },
             Self::SocketIo(session) => session.other(delivery, last_sequence),
         }

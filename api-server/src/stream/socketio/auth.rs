@@ -1,16 +1,53 @@
-//! The handshake `auth` of a Socket.IO client: where it resumes and what it wants.
+//! The handshake `auth` of a Socket.IO client: who it is (`token`), where it resumes and what
+//! it wants.
+
+use std::net::IpAddr;
 
 use herald_core::notification::check_user_id;
 use serde_json::Value;
+use stream_protocols::socketio;
 
-use crate::stream::params::parse_sequence;
+use crate::stream::hub::Hub;
+use crate::stream::params::{Audience, parse_sequence};
 use crate::stream::replay::Start;
 
-/// Where a client resumes and what it wants, from the handshake `auth`.
-#[derive(Debug, PartialEq, Eq)]
+/// Who a client is, where it resumes and what it wants, from the handshake `auth`.
+#[derive(PartialEq, Eq)]
 pub struct Resume {
     pub start: Start,
     pub user_id: Option<String>,
+    /// A user token or an API key.
+    pub token: Option<String>,
+}
+
+// By hand, so a token never reaches a log through `{:?}`.
+impl std::fmt::Debug for Resume {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resume")
+            .field("start", &self.start)
+            .field("user_id", &self.user_id)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// What the client's token lets it stream, or the `44` packet that refuses the connect (with
+/// `data.code` as the REST API's error code: `missing_credentials`, `token_expired`, ...).
+pub async fn admit(
+    hub: &Hub,
+    resume: &Resume,
+    address: Option<IpAddr>,
+) -> Result<Audience, String> {
+    let refuse = |error: crate::error::ApiError| {
+        socketio::connect_error_with_code(socketio::ROOT, &error.message, error.code)
+    };
+    let caller = hub
+        .guard
+        .identify(resume.token.as_deref(), address)
+        .await
+        .map_err(refuse)?;
+    hub.guard.connect(&caller, address).map_err(refuse)?;
+    Audience::of(&caller, resume.user_id.clone()).map_err(|denied| refuse(denied.into()))
 }
 
 impl Resume {
@@ -29,12 +66,13 @@ pub fn parse_auth(auth: &Value) -> Result<Resume, String> {
             return Ok(Resume {
                 start: Start::Live,
                 user_id: None,
+                token: None,
             });
         }
         Value::Object(fields) => fields,
         _ => {
             return Err(
-                "auth must be an object like {\"lastSequence\": 42, \"userId\": \"u1\"}".into(),
+                "auth must be an object like {\"token\": \"...\", \"lastSequence\": 42}".into(),
             );
         }
     };
@@ -60,7 +98,16 @@ pub fn parse_auth(auth: &Value) -> Result<Resume, String> {
         }
         Some(_) => return Err("auth.userId must be a string".into()),
     };
-    Ok(Resume { start, user_id })
+    let token = match fields.get("token") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(token)) => Some(token.clone()),
+        Some(_) => return Err("auth.token must be a string".into()),
+    };
+    Ok(Resume {
+        start,
+        user_id,
+        token,
+    })
 }
 
 #[cfg(test)]
@@ -76,7 +123,8 @@ mod tests {
             resume,
             Resume {
                 start: Start::After(42),
-                user_id: Some("u1".into())
+                user_id: Some("u1".into()),
+                token: None,
             }
         );
         assert_eq!(
@@ -100,6 +148,7 @@ mod tests {
             json!({"userId": ""}),
             json!({"userId": 7}),
             json!({"userId": "bob\u{0}"}),
+            json!({"token": 42}),
             json!("token"),
         ] {
             assert!(parse_auth(&auth).is_err(), "{auth} was accepted");

@@ -12,6 +12,7 @@
 //!    which the client answers `3`; a client that leaves two pings unanswered is gone.
 //! 4. The client leaves with `41` (disconnect) or `1` (close). What else it sends is skipped.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -21,6 +22,7 @@ use stream_protocols::websocket::Read;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::auth::admit;
 use super::session::{
     Before, CONNECT_TIMEOUT, Session, before_connect, connected_packet, new_id, open_packet, text,
 };
@@ -40,7 +42,7 @@ pub fn accept(hub: &Arc<Hub>, peer: Peer, mut request: Request) -> Response {
     tokio::spawn(async move {
         if let Some((socket, read)) = peer.detach.after_upgrade(upgrade).await {
             let open = text(&open_packet(hub.keepalive, &new_id(), false));
-            connect(socket, read, hub, Session::new(), vec![open]).await;
+            connect(socket, read, hub, Session::new(), vec![open], peer.address).await;
         }
     });
     ws::switching_protocols(accept)
@@ -54,9 +56,10 @@ pub(super) async fn connect(
     hub: Arc<Hub>,
     mut session: Session,
     mut out: Vec<Bytes>,
+    address: Option<IpAddr>,
 ) {
     let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
-    let resume = loop {
+    let (resume, audience) = loop {
         let read = session.inbound.push(&input, &mut out);
         if let Read::Closing(close) = read {
             out.push(close);
@@ -66,10 +69,14 @@ pub(super) async fn connect(
         let mut resume = None;
         for message in session.inbound.take_texts() {
             match before_connect(&message) {
-                Before::Connect(Ok(wanted)) => {
-                    resume = Some(wanted);
-                    break;
-                }
+                // A refused client may try again on this connection, with another token.
+                Before::Connect(Ok(wanted)) => match admit(&hub, &wanted, address).await {
+                    Ok(audience) => {
+                        resume = Some((wanted, audience));
+                        break;
+                    }
+                    Err(refusal) => out.push(text(&refusal)),
+                },
                 Before::Connect(Err(refusal)) => out.push(text(&refusal)),
                 Before::Close => return,
                 Before::Other => {}
@@ -79,8 +86,8 @@ pub(super) async fn connect(
             return;
         }
         out.clear();
-        if let Some(resume) = resume {
-            break resume;
+        if let Some(admitted) = resume {
+            break admitted;
         }
         input.clear();
         let read = tokio::select! {
@@ -94,7 +101,7 @@ pub(super) async fn connect(
     };
     let connected = text(&connected_packet());
     let resume_from = resume.last_sequence();
-    match Feed::open(&hub.feeds, resume.user_id, resume.start).await {
+    match Feed::open(&hub.feeds, audience, resume.start).await {
         Ok(feed) => direct::serve(
             socket,
             Protocol::SocketIo(session),

@@ -1,9 +1,12 @@
 //! Socket.IO v4 at `/socket.io/` (namespace `/`), compatible with an unmodified
 //! `socket.io-client` 4.
 //!
-//! Handshake `auth` (all optional): `{"lastSequence": N, "userId": "..."}`; `since` and
-//! `offset` are accepted as other names for `lastSequence`, as a number or a numeric string.
-//! Invalid `auth` fails the connection with a `connect_error` saying why. Events to the client:
+//! Handshake `auth`: `{"token": "<user token or API key>", "lastSequence": N, "userId": "..."}`
+//! (`token` required unless authentication is off); `since` and `offset` are accepted as other
+//! names for `lastSequence`, as a number or a numeric string. Invalid `auth` or a refused
+//! token fails the connect with a `connect_error` saying why (`error.data.code`: the REST
+//! API's error code, e.g. `token_expired`); the client may connect again with a new token.
+//! A browser page must be on an allowed origin (`CORS_ALLOWED_ORIGINS`). Events to the client:
 //! - `notification` `(notification, sequence)`: created; the first argument is the plain
 //!   notification object, as the seed emitted it, the second the event's sequence (the
 //!   position to resume from, which for status events differs from `notification.sequence`);
@@ -11,8 +14,9 @@
 //! - `recovered` `{"complete", "lastSequence"}`: after the replay that follows every connect
 //!   (also when nothing was missed); live from here;
 //! - `reset` `{"lastSequence", "message"}`: missed events are no longer kept, refetch;
-//! - `error` `{"code": "slow_consumer" | "unavailable", "message", "lastSequence"}` just
-//!   before the server disconnects the socket (`io server disconnect`).
+//! - `error` `{"code": "slow_consumer" | "unavailable" | "token_expired", "message",
+//!   "lastSequence"}` just before the server disconnects the socket (`io server disconnect`;
+//!   after `token_expired`, set `auth.token` and `auth.lastSequence` and call `connect()`).
 //!
 //! On shutdown the server closes every connection without disconnecting the sockets, so
 //! clients see `transport close` and reconnect on their own.
@@ -37,7 +41,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::Method;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use stream_protocols::engineio::{Query, RequestError};
 
@@ -72,12 +76,21 @@ async fn route(hub: &Arc<Hub>, sessions: &Arc<polling::Sessions>, request: Reque
             else {
                 return polling::engine_error(RequestError::BadRequest);
             };
+            if let Err(refused) = hub.guard.origins.check(request.headers()) {
+                return refused.into_response();
+            }
             match sid {
                 None => engine::accept(hub, peer, request),
                 Some(sid) => polling::upgrade(hub, sessions, &sid, peer, request),
             }
         }
-        (Some("polling"), None, Method::GET) => polling::handshake(hub, sessions),
+        (Some("polling"), None, Method::GET) => {
+            let address = request
+                .extensions()
+                .get::<ConnectInfo<Peer>>()
+                .and_then(|ConnectInfo(peer)| peer.address);
+            polling::handshake(hub, sessions, address)
+        }
         (Some("polling"), Some(sid), Method::GET) => polling::poll(hub, sessions, &sid).await,
         (Some("polling"), Some(sid), Method::POST) => {
             polling::post(sessions, &sid, request.into_body()).await

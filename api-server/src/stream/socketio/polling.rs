@@ -8,6 +8,7 @@
 //! the client had opened the WebSocket straight away ([`engine`]).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -27,6 +28,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::auth::admit;
 use super::engine;
 use super::session::{self, Before, TRANSPORT};
 use crate::connection::Peer;
@@ -98,7 +100,7 @@ impl Shared {
 }
 
 /// `GET` without `sid`: opens a session.
-pub fn handshake(hub: &Arc<Hub>, sessions: &Arc<Sessions>) -> Response {
+pub fn handshake(hub: &Arc<Hub>, sessions: &Arc<Sessions>, address: Option<IpAddr>) -> Response {
     let sid = session::new_id();
     let (commands, received) = mpsc::channel(COMMANDS);
     let shared = Arc::new(Shared {
@@ -109,7 +111,14 @@ pub fn handshake(hub: &Arc<Hub>, sessions: &Arc<Sessions>) -> Response {
     });
     sessions.lock().insert(sid.clone(), shared.clone());
     let open = session::open_packet(hub.keepalive, &sid, true);
-    tokio::spawn(run(sid, shared, received, hub.clone(), sessions.clone()));
+    let session = Run {
+        sid,
+        shared,
+        hub: hub.clone(),
+        sessions: sessions.clone(),
+        address,
+    };
+    tokio::spawn(run(session, received));
     text_response(open)
 }
 
@@ -205,7 +214,7 @@ pub fn upgrade(
     let hub = hub.clone();
     tokio::spawn(async move {
         match peer.detach.after_upgrade(upgraded).await {
-            Some((socket, input)) => probe(socket, input, shared, hub).await,
+            Some((socket, input)) => probe(socket, input, shared, hub, peer.address).await,
             None => shared.outbox().abort_upgrade(),
         }
     });
@@ -213,7 +222,13 @@ pub fn upgrade(
 }
 
 /// `2probe` -> `3probe`, then `5`: the session moves to the WebSocket.
-async fn probe(mut socket: TcpStream, mut input: Vec<u8>, shared: Arc<Shared>, hub: Arc<Hub>) {
+async fn probe(
+    mut socket: TcpStream,
+    mut input: Vec<u8>,
+    shared: Arc<Shared>,
+    hub: Arc<Hub>,
+    address: Option<IpAddr>,
+) {
     let mut inbound = websocket::Inbound::keeping_text(session::MAX_CLIENT_MESSAGE);
     let deadline = Instant::now() + UPGRADE_TIMEOUT;
     let mut upgrade = Probe::default();
@@ -291,7 +306,7 @@ async fn probe(mut socket: TcpStream, mut input: Vec<u8>, shared: Arc<Shared>, h
             feed,
             &hub.direct,
         ),
-        None => engine::connect(socket, Vec::new(), hub, session, first).await,
+        None => engine::connect(socket, Vec::new(), hub, session, first, address).await,
     }
 }
 
@@ -303,14 +318,25 @@ enum Ending {
     Closed,
 }
 
-/// A session, from the handshake until it closes or moves to a WebSocket.
-async fn run(
+/// What a session's task serves.
+struct Run {
     sid: String,
     shared: Arc<Shared>,
-    mut commands: mpsc::Receiver<Command>,
     hub: Arc<Hub>,
     sessions: Arc<Sessions>,
-) {
+    /// The client's, from the handshake.
+    address: Option<IpAddr>,
+}
+
+/// A session, from the handshake until it closes or moves to a WebSocket.
+async fn run(session: Run, mut commands: mpsc::Receiver<Command>) {
+    let Run {
+        sid,
+        shared,
+        hub,
+        sessions,
+        address,
+    } = session;
     let mut engine = session::Session::new();
     let mut feed: Option<Feed> = None;
     let mut gauge = None;
@@ -325,7 +351,7 @@ async fn run(
                     let mut replies = Vec::new();
                     let mut ending = None;
                     for packet in packets {
-                        match receive(&packet, &mut engine, &mut feed, &hub).await {
+                        match receive(&packet, &mut engine, &mut feed, &hub, address).await {
                             Received::Reply(reply) => replies.push(reply),
                             Received::Connected(reply) => {
                                 gauge = Some(hub.open.open(TRANSPORT));
@@ -425,6 +451,7 @@ async fn receive(
     engine: &mut session::Session,
     feed: &mut Option<Feed>,
     hub: &Arc<Hub>,
+    address: Option<IpAddr>,
 ) -> Received {
     let message = match engine.receive(packet) {
         engineio::Received::Message(message) => message,
@@ -440,7 +467,11 @@ async fn receive(
         Before::Connect(Ok(_)) if connected => Received::Nothing,
         Before::Connect(Ok(resume)) => {
             let resume_from = resume.last_sequence();
-            match Feed::open(&hub.feeds, resume.user_id, resume.start).await {
+            let audience = match admit(hub, &resume, address).await {
+                Ok(audience) => audience,
+                Err(refusal) => return Received::Reply(refusal),
+            };
+            match Feed::open(&hub.feeds, audience, resume.start).await {
                 Ok(opened) => {
                     *feed = Some(opened);
                     Received::Connected(session::connected_packet())

@@ -197,6 +197,11 @@ impl Session {
                 close_code::POLICY,
                 "slow consumer",
             ),
+            Ok(Delivery::Expired) => leaving(
+                Closing::token_expired(last_sequence),
+                close_code::POLICY,
+                "token expired",
+            ),
             // A closed connection without a disconnect packet: clients reconnect on their own.
             Ok(Delivery::Shutdown) => Reaction {
                 packets: Vec::new(),
@@ -288,7 +293,8 @@ mod tests {
                 before_connect(plain),
                 Before::Connect(Ok(Resume {
                     start: Start::Live,
-                    user_id: None
+                    user_id: None,
+                    token: None,
                 }))
             ));
         }

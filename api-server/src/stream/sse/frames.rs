@@ -33,6 +33,10 @@ pub fn frame(delivery: Result<Delivery, DbError>, last_sequence: i64) -> (Bytes,
             (json_frame("error", &closing, None), false)
         }
         Ok(Delivery::KeepAlive) => (Bytes::from_static(KEEP_ALIVE), true),
+        Ok(Delivery::Expired) => {
+            let closing = Closing::token_expired(last_sequence);
+            (json_frame("error", &closing, None), false)
+        }
         Ok(Delivery::Shutdown) => {
             let closing = Closing::shutdown(last_sequence);
             (json_frame("shutdown", &closing, None), false)

@@ -8,8 +8,9 @@
 //! - `recovered`: the catch-up is over and the stream is live: `{"complete", "lastSequence"}`.
 //! - `reset`: missed events are no longer kept; refetch, the stream continues after
 //!   `lastSequence`.
-//! - `error` (`{"code": "slow_consumer" | "unavailable", "message", "lastSequence"}`) and
-//!   `shutdown` (with `retry:`): the server ends the stream; reconnect (browsers do) and resume.
+//! - `error` (`{"code": "slow_consumer" | "unavailable" | "token_expired", "message",
+//!   "lastSequence"}`) and `shutdown` (with `retry:`): the server ends the stream; reconnect
+//!   (browsers do; after `token_expired`, with a new token and `?since=<lastSequence>`).
 //!
 //! Resume with the `Last-Event-ID` header (sent by browsers when they reconnect) or `?since=`;
 //! the header wins. Without either the stream is live only.
@@ -25,9 +26,10 @@ use axum::response::{IntoResponse, Response};
 use super::direct::{self, Protocol};
 use super::gauges::{ConnectionGauge, StreamCounters};
 use super::hub::Hub;
-use super::params::{RawQuery, StreamParams, parse_sequence};
+use super::params::{Audience, RawQuery, StreamParams, parse_sequence};
 use super::replay::{Delivery, Feed, Start};
 use super::stall::Watched;
+use crate::auth::Subscriber;
 use crate::connection::{Kill, Peer};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use frames::{TRANSPORT, frame};
@@ -41,16 +43,21 @@ pub mod frames;
 #[utoipa::path(get, path = "/api/sse/notifications", tag = "streams",
     params(
         ("since" = Option<i64>, Query, description = "Replay events after this sequence, then go live"),
-        ("userId" = Option<String>, Query, description = "Only broadcasts and this user's notifications"),
+        ("userId" = Option<String>, Query, description = "Only broadcasts and this user's notifications (a user token: always its own)"),
+        ("access_token" = Option<String>, Query, description = "The credential, for clients that cannot set Authorization (EventSource)"),
         ("Last-Event-ID" = Option<i64>, Header, description = "As `since`; wins over it (browsers send it when reconnecting)"),
     ),
     responses(
         (status = OK, content_type = "text/event-stream", body = String,
             description = "`notification`, `notification.updated`, `recovered`, `reset`, `error` and `shutdown` events"),
         (status = BAD_REQUEST, body = ErrorBody, description = "A bad query parameter or Last-Event-ID"),
+        (status = UNAUTHORIZED, body = ErrorBody),
+        (status = FORBIDDEN, body = ErrorBody, description = "Another user's userId, a key without read:all, or an origin not allowed"),
+        (status = TOO_MANY_REQUESTS, body = ErrorBody),
         (status = SERVICE_UNAVAILABLE, body = ErrorBody),
     ))]
 pub async fn notifications(
+    Subscriber(caller): Subscriber,
     State(hub): State<Arc<Hub>>,
     ConnectInfo(peer): ConnectInfo<Peer>,
     version: Version,
@@ -62,7 +69,8 @@ pub async fn notifications(
         Some(after) => Start::After(after),
         None => params.start(),
     };
-    let feed = Feed::open(&hub.feeds, params.user_id, start).await?;
+    let audience = Audience::of(&caller, params.user_id)?;
+    let feed = Feed::open(&hub.feeds, audience, start).await?;
     let body = if version == Version::HTTP_11 {
         // The usual case: after the head, the socket is served directly.
         peer.detach.body(move |socket| {

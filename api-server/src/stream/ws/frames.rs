@@ -8,9 +8,11 @@ use serde_json::value::RawValue;
 use stream_protocols::websocket::close_code;
 
 use crate::stream::replay::Delivery;
-use crate::stream::wire::{Recovered, Reset};
+use crate::stream::wire::{Closing, Recovered, Reset};
 
 pub const TRANSPORT: &str = "websocket";
+/// The close code after a `token_expired` error frame (4000-4999 are the application's).
+pub const TOKEN_EXPIRED: u16 = 4001;
 
 #[derive(Serialize)]
 #[serde(tag = "type")]
@@ -29,6 +31,8 @@ enum Frame<'a> {
     Recovered(Recovered),
     #[serde(rename = "reset")]
     Reset(Reset),
+    #[serde(rename = "error")]
+    Error(Closing),
 }
 
 impl Frame<'_> {
@@ -44,9 +48,12 @@ pub enum Outgoing {
     Ping,
     /// Send this close frame and end.
     Close(u16, &'static str),
+    /// Send this text, then this close frame, and end.
+    Last(String, u16, &'static str),
 }
 
-pub fn outgoing(delivery: Result<Delivery, DbError>) -> Outgoing {
+/// `last_sequence` is the feed's, after the delivery.
+pub fn outgoing(delivery: Result<Delivery, DbError>, last_sequence: i64) -> Outgoing {
     match delivery {
         Ok(Delivery::Event(event)) => Outgoing::Text(event_text(&event)),
         Ok(Delivery::Recovered(recovered)) => Outgoing::Text(Frame::Recovered(recovered).text()),
@@ -54,6 +61,11 @@ pub fn outgoing(delivery: Result<Delivery, DbError>) -> Outgoing {
         Ok(Delivery::KeepAlive) => Outgoing::Ping,
         Ok(Delivery::SlowConsumer) => Outgoing::Close(close_code::POLICY, "slow consumer"),
         Ok(Delivery::Shutdown) => Outgoing::Close(close_code::RESTART, "service restart"),
+        Ok(Delivery::Expired) => Outgoing::Last(
+            Frame::Error(Closing::token_expired(last_sequence)).text(),
+            TOKEN_EXPIRED,
+            "token expired",
+        ),
         Err(error) => {
             tracing::warn!(%error, "WebSocket stream ends: the event log is unavailable");
             Outgoing::Close(close_code::ERROR, "event log unavailable")

@@ -5,9 +5,12 @@
 //! - `{"type": "notification.updated", "sequence": N, "notification": {...}}`: status changed;
 //! - `{"type": "recovered", "complete": bool, "lastSequence": N}`: catch-up over, live now
 //!   (always sent first after connecting; wait for it before relying on live delivery);
-//! - `{"type": "reset", "lastSequence": N, "message"}`: missed events are gone, refetch.
+//! - `{"type": "reset", "lastSequence": N, "message"}`: missed events are gone, refetch;
+//! - `{"type": "error", "code": "token_expired", "message", "lastSequence"}`, then close 4001
+//!   "token expired": reconnect with a new token and `?since=<lastSequence>`.
 //!
 //! `sequence` is the event's position in the log; resume with `?since=<last sequence seen>`.
+//!
 //! The server pings every keep-alive interval. It closes with 1008 "slow consumer" when the
 //! client falls more than the stream buffer behind, 1012 "service restart" on shutdown, 1011
 //! when the event log is unavailable. Client pings are answered and a client's close is echoed;
@@ -23,8 +26,9 @@ use stream_protocols::websocket;
 
 use super::direct::{self, Protocol};
 use super::hub::Hub;
-use super::params::{RawQuery, StreamParams};
+use super::params::{Audience, RawQuery, StreamParams};
 use super::replay::Feed;
+use crate::auth::Subscriber;
 use crate::connection::Peer;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 
@@ -34,25 +38,31 @@ pub mod frames;
 #[utoipa::path(get, path = "/api/ws", tag = "streams",
     params(
         ("since" = Option<i64>, Query, description = "Replay events after this sequence, then go live"),
-        ("userId" = Option<String>, Query, description = "Only broadcasts and this user's notifications"),
+        ("userId" = Option<String>, Query, description = "Only broadcasts and this user's notifications (a user token: always its own)"),
+        ("access_token" = Option<String>, Query, description = "The credential, for clients that cannot set Authorization (browsers' WebSocket)"),
     ),
     responses(
         (status = SWITCHING_PROTOCOLS, description = "JSON text frames `{\"type\": \"notification\" | \"notification.updated\", \"sequence\", \"notification\"}`, `{\"type\": \"recovered\", \"complete\", \"lastSequence\"}` and `{\"type\": \"reset\", \"lastSequence\", \"message\"}`"),
         (status = BAD_REQUEST, body = ErrorBody, description = "A bad query parameter, or not a WebSocket handshake"),
+        (status = UNAUTHORIZED, body = ErrorBody),
+        (status = FORBIDDEN, body = ErrorBody, description = "Another user's userId, a key without read:all, or an origin not allowed"),
+        (status = TOO_MANY_REQUESTS, body = ErrorBody),
         (status = SERVICE_UNAVAILABLE, body = ErrorBody),
     ))]
 pub async fn upgrade(
+    Subscriber(caller): Subscriber,
     State(hub): State<Arc<Hub>>,
     ConnectInfo(peer): ConnectInfo<Peer>,
     query: RawQuery,
     mut request: Request,
 ) -> ApiResult<Response> {
     let params = StreamParams::parse(query)?;
+    let audience = Audience::of(&caller, params.user_id.clone())?;
     let (accept, upgrade) = take_upgrade(&mut request)?;
     // Subscribed before the handshake completes, so a client may rely on everything that
     // happens after it connected.
     let start = params.start();
-    let feed = Feed::open(&hub.feeds, params.user_id, start).await?;
+    let feed = Feed::open(&hub.feeds, audience, start).await?;
     tokio::spawn(async move {
         // Served straight on the socket once hyper hands it over.
         let Some((socket, read)) = peer.detach.after_upgrade(upgrade).await else {

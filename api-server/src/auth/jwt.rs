@@ -1,0 +1,171 @@
+//! Users' JWTs: `sub` is the user, `exp` is required; `nbf`, `iss` and `aud` are checked as
+//! configured. A key allows only its own family of algorithms (an HMAC secret HS*, an RSA key
+//! RS*/PS*, an EC key ES*, an Ed25519 key EdDSA), so neither `alg: none` (which the decoder
+//! does not know) nor a token signed with the public key as an HMAC secret gets through.
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+
+use super::jwks::Jwks;
+
+/// What the token must say besides its signature.
+#[derive(Debug, Clone, Default)]
+pub struct Expectations {
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    /// Seconds of clock skew allowed on `exp` and `nbf`.
+    pub leeway: u64,
+}
+
+/// A static verification key and the algorithms it allows.
+pub struct StaticKey {
+    key: DecodingKey,
+    algorithms: Vec<Algorithm>,
+}
+
+impl StaticKey {
+    pub fn hmac(secret: &[u8]) -> Result<Self, String> {
+        if secret.len() < 32 {
+            return Err("an HMAC secret must be at least 32 bytes".into());
+        }
+        Ok(Self {
+            key: DecodingKey::from_secret(secret),
+            algorithms: vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512],
+        })
+    }
+
+    /// An RSA, EC (P-256, P-384) or Ed25519 public key in PEM.
+    pub fn pem(pem: &[u8]) -> Result<Self, String> {
+        use Algorithm::{ES256, ES384, EdDSA, PS256, PS384, PS512, RS256, RS384, RS512};
+        if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
+            let algorithms = vec![RS256, RS384, RS512, PS256, PS384, PS512];
+            return Ok(Self { key, algorithms });
+        }
+        if let Ok(key) = DecodingKey::from_ec_pem(pem) {
+            let algorithms = vec![ES256, ES384];
+            return Ok(Self { key, algorithms });
+        }
+        if let Ok(key) = DecodingKey::from_ed_pem(pem) {
+            let algorithms = vec![EdDSA];
+            return Ok(Self { key, algorithms });
+        }
+        Err("not an RSA, EC or Ed25519 public key in PEM".into())
+    }
+
+    pub fn new(key: DecodingKey, algorithms: Vec<Algorithm>) -> Self {
+        Self { key, algorithms }
+    }
+}
+
+/// Where user tokens are verified against.
+pub enum Verifier {
+    Static(StaticKey),
+    Jwks(Jwks),
+}
+
+/// A verified user token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserToken {
+    pub user: String,
+    /// Unix seconds.
+    pub expires: u64,
+}
+
+/// Why a token was refused: a stable code and a message for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl TokenError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+    exp: u64,
+}
+
+impl Verifier {
+    pub async fn verify(
+        &self,
+        token: &str,
+        expect: &Expectations,
+    ) -> Result<UserToken, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|error| refusal(&error))?;
+        match self {
+            Self::Static(key) => check(token, key, expect),
+            Self::Jwks(jwks) => {
+                let kid = header.kid.ok_or_else(|| {
+                    TokenError::new("invalid_token", "the token names no key (kid)")
+                })?;
+                let key = jwks.key(&kid).await?;
+                check(token, &key, expect)
+            }
+        }
+    }
+}
+
+fn check(token: &str, key: &StaticKey, expect: &Expectations) -> Result<UserToken, TokenError> {
+    let mut validation = Validation::new(key.algorithms[0]);
+    validation.algorithms.clone_from(&key.algorithms);
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    validation.validate_nbf = true;
+    validation.leeway = expect.leeway;
+    validation.validate_aud = expect.audience.is_some();
+    if let Some(audience) = &expect.audience {
+        validation.set_audience(&[audience]);
+    }
+    if let Some(issuer) = &expect.issuer {
+        validation.set_issuer(&[issuer]);
+    }
+    let claims = jsonwebtoken::decode::<Claims>(token, &key.key, &validation)
+        .map_err(|error| refusal(&error))?
+        .claims;
+    herald_core::notification::check_user_id(&claims.sub).map_err(|problem| {
+        TokenError::new("invalid_token", format!("the token's sub {problem}"))
+    })?;
+    Ok(UserToken {
+        user: claims.sub,
+        expires: claims.exp.saturating_add(expect.leeway),
+    })
+}
+
+fn refusal(error: &jsonwebtoken::errors::Error) -> TokenError {
+    let (code, message) = match error.kind() {
+        ErrorKind::ExpiredSignature => ("token_expired", "the token has expired".to_owned()),
+        ErrorKind::ImmatureSignature => (
+            "token_not_yet_valid",
+            "the token is not valid yet (nbf)".to_owned(),
+        ),
+        ErrorKind::InvalidAudience => (
+            "invalid_audience",
+            "the token's aud is not this service".to_owned(),
+        ),
+        ErrorKind::InvalidIssuer => (
+            "invalid_issuer",
+            "the token's iss is not trusted".to_owned(),
+        ),
+        ErrorKind::InvalidSignature => (
+            "invalid_signature",
+            "the token's signature does not verify".to_owned(),
+        ),
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => (
+            "invalid_algorithm",
+            "the token's alg is not one this service's key allows".to_owned(),
+        ),
+        ErrorKind::MissingRequiredClaim(claim) => {
+            ("invalid_token", format!("the token has no {claim} claim"))
+        }
+        _ => ("invalid_token", "the token is not a valid JWT".to_owned()),
+    };
+    TokenError::new(code, message)
+}

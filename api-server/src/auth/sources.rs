@@ -1,0 +1,120 @@
+//! Where the credentials come from: key files (mounted Secrets), the database's API keys and
+//! a JWKS URL; read at start-up and again every reload interval, so a rotated Secret or a
+//! revoked key applies without a restart.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_core::db::Db;
+use tokio_util::sync::CancellationToken;
+
+use super::api_keys::{KeyRing, unhex};
+use super::authenticator::Authenticator;
+use super::jwks::Jwks;
+use super::jwt::{StaticKey, Verifier};
+use super::scopes::Scopes;
+
+pub struct Sources {
+    pub jwt_secret_file: Option<PathBuf>,
+    pub jwt_public_key_file: Option<PathBuf>,
+    pub api_keys_file: Option<PathBuf>,
+    pub db: Db,
+}
+
+impl Sources {
+    /// The user token verifier the key files give, if any.
+    pub fn static_verifier(&self) -> Result<Option<Verifier>, String> {
+        let read = |path: &PathBuf, what: &str| {
+            std::fs::read(path).map_err(|e| format!("reading the {what} {}: {e}", path.display()))
+        };
+        if let Some(path) = &self.jwt_secret_file {
+            let secret = read(path, "JWT secret")?;
+            let secret = secret.trim_ascii();
+            let key = StaticKey::hmac(secret)
+                .map_err(|e| format!("the JWT secret in {}: {e}", path.display()))?;
+            return Ok(Some(Verifier::Static(key)));
+        }
+        if let Some(path) = &self.jwt_public_key_file {
+            let pem = read(path, "JWT public key")?;
+            let key = StaticKey::pem(&pem)
+                .map_err(|e| format!("the JWT public key in {}: {e}", path.display()))?;
+            return Ok(Some(Verifier::Static(key)));
+        }
+        Ok(None)
+    }
+
+    /// The valid API keys: the keys file's and the database's unrevoked ones.
+    pub async fn keys(&self) -> Result<KeyRing, String> {
+        let mut ring = KeyRing::default();
+        if let Some(path) = &self.api_keys_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("reading the API keys file {}: {e}", path.display()))?;
+            ring.add_file(&text)
+                .map_err(|e| format!("the API keys file {}: {e}", path.display()))?;
+        }
+        let stored = self
+            .db
+            .api_keys()
+            .await
+            .map_err(|e| format!("reading the API keys: {e}"))?;
+        for key in stored.into_iter().filter(|k| k.revoked_at.is_none()) {
+            let (Ok(scopes), Some(digest)) =
+                (Scopes::parse(&key.scopes), unhex(&key.secret_sha256))
+            else {
+                tracing::warn!(key = %key.id, "skipping an API key whose stored row is corrupt");
+                continue;
+            };
+            ring.insert(key.id, key.name, scopes, digest);
+        }
+        Ok(ring)
+    }
+
+    /// Loads everything into `auth` once; fails on a bad file, so a typo stops the start.
+    pub async fn load(&self, auth: &Authenticator, jwks_url: Option<&str>) -> anyhow::Result<()> {
+        match jwks_url {
+            Some(url) => {
+                let jwks = Jwks::new(url.to_owned()).map_err(anyhow::Error::msg)?;
+                match jwks.refresh().await {
+                    Ok(count) => tracing::info!(keys = count, "JWKS loaded"),
+                    // The provider may come up later; tokens are checked against it then.
+                    Err(error) => tracing::warn!(%error, "could not fetch the JWKS yet"),
+                }
+                auth.set_verifier(Some(Verifier::Jwks(jwks)));
+            }
+            None => auth.set_verifier(self.static_verifier().map_err(anyhow::Error::msg)?),
+        }
+        auth.set_keys(self.keys().await.map_err(anyhow::Error::msg)?);
+        Ok(())
+    }
+}
+
+/// Until shutdown: reloads the files and the database's keys every `every`. A source that
+/// fails to load keeps what was loaded before (a half-written Secret update must not lock
+/// everyone out), and says so in the log.
+pub async fn keep_loaded(
+    auth: Arc<Authenticator>,
+    sources: Sources,
+    jwks: bool,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if !jwks {
+            match sources.static_verifier() {
+                Ok(verifier) => auth.set_verifier(verifier),
+                Err(error) => tracing::error!(%error, "keeping the previous JWT key"),
+            }
+        }
+        match sources.keys().await {
+            Ok(keys) => auth.set_keys(keys),
+            Err(error) => tracing::error!(%error, "keeping the previous API keys"),
+        }
+    }
+}
