@@ -9,11 +9,12 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _telemetry = match herald_runtime::telemetry::init(
-        "api-server",
-        &cli.telemetry,
-        herald_runtime::telemetry::LogOutput::Stdout,
-    ) {
+    // `keys` and `token` print their result on stdout: the logs go elsewhere.
+    let output = match cli.command {
+        Some(Command::Keys(_) | Command::Token(_)) => herald_runtime::telemetry::LogOutput::Stderr,
+        _ => herald_runtime::telemetry::LogOutput::Stdout,
+    };
+    let _telemetry = match herald_runtime::telemetry::init("api-server", &cli.telemetry, output) {
         Ok(guard) => guard,
         Err(error) => {
             eprintln!("api-server: {error:#}");

@@ -117,7 +117,15 @@ impl Verifier {
 fn check(token: &str, key: &StaticKey, expect: &Expectations) -> Result<UserToken, TokenError> {
     let mut validation = Validation::new(key.algorithms[0]);
     validation.algorithms.clone_from(&key.algorithms);
-    validation.set_required_spec_claims(&["exp", "sub"]);
+    // A configured audience or issuer must be in the token, not merely right when present.
+    let mut required = vec!["exp", "sub"];
+    if expect.audience.is_some() {
+        required.push("aud");
+    }
+    if expect.issuer.is_some() {
+        required.push("iss");
+    }
+    validation.set_required_spec_claims(&required);
     validation.validate_nbf = true;
     validation.leeway = expect.leeway;
     validation.validate_aud = expect.audience.is_some();

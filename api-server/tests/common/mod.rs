@@ -95,6 +95,8 @@ impl Server {
             .env("BIND_ADDRESS", "127.0.0.1")
             .env("HERALD_DATA_DIR", dir.path().join("data"))
             .env("LOG_FORMAT", "text")
+            // Most tests are about something else; tests/auth turns it back on.
+            .env("HERALD_INSECURE_NO_AUTH", "true")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("cloning the log handle"))
@@ -160,6 +162,16 @@ impl Server {
     }
 
     /// `base` + `path`.
+    /// The server's `HERALD_DATA_DIR` (embedded mode: its SQLite database).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// A directory of this server's to put files in (keys, secrets).
+    pub fn scratch(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -2,7 +2,7 @@
 //
 // Usage: [TRANSPORTS=websocket] node client.cjs URL [AUTH_JSON]
 // Prints one JSON line per thing that happens: {"event": "connect"}, {"event": NAME, "args":
-// [...]} for every event the server emits, {"event": "connect_error", "message": ...} and
+// [...]} for every event the server emits, {"event": "connect_error", "message", "data"} and
 // {"event": "disconnect", "reason": ...}. Never reconnects on its own: the test decides.
 const { io } = require("socket.io-client");
 
@@ -17,7 +17,7 @@ const socket = io(url, {
 });
 socket.on("connect", () => print({ event: "connect" }));
 socket.on("connect_error", (error) => {
-  print({ event: "connect_error", message: error.message });
+  print({ event: "connect_error", message: error.message, data: error.data });
   process.exit(0);
 });
 socket.on("disconnect", (reason) => {
