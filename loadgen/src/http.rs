@@ -119,6 +119,10 @@ pub fn request(target: &Target, method: Method, path: &str, json: Option<Bytes>)
     } else {
         builder
     };
+    let builder = match &target.token {
+        Some(token) => builder.header(header::AUTHORIZATION, format!("Bearer {token}")),
+        None => builder,
+    };
     builder
         .body(Full::new(json.unwrap_or_default()))
         // Method, path and headers come from validated values.

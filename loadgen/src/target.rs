@@ -22,6 +22,17 @@ pub struct TargetArgs {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+
+    /// Credential sent with REST requests (`Authorization: Bearer`): an API key with the
+    /// scopes the scenario needs (publish, read:all), or a user token for reads.
+    #[arg(long, env = "LOADGEN_TOKEN")]
+    pub token: Option<String>,
+
+    /// Credential of the stream clients, if not --token: a user token, say. SSE sends it as
+    /// `Authorization`, WebSocket as `?access_token=`, Socket.IO as the handshake's
+    /// `auth.token`.
+    #[arg(long, env = "LOADGEN_STREAM_TOKEN")]
+    pub stream_token: Option<String>,
 }
 
 /// A resolved HTTP target.
@@ -32,6 +43,10 @@ pub struct Target {
     pub authority: String,
     /// The URL's path without a trailing slash (usually empty), prefixed to every request path.
     pub base_path: String,
+    /// For REST requests.
+    pub token: Option<String>,
+    /// For stream clients.
+    pub stream_token: Option<String>,
 }
 
 impl Target {
@@ -90,6 +105,8 @@ impl Target {
             addr,
             authority,
             base_path: uri.path().trim_end_matches('/').to_owned(),
+            token: args.token.clone(),
+            stream_token: args.stream_token.clone().or_else(|| args.token.clone()),
         })
     }
 
@@ -98,9 +115,25 @@ impl Target {
         format!("{}{path}", self.base_path)
     }
 
-    /// `ws://authority` + base path + `path`.
+    /// `ws://authority` + base path + `path`, with the stream credential as `access_token`.
     pub fn ws_url(&self, path: &str) -> String {
-        format!("ws://{}{}", self.authority, self.path(path))
+        let url = format!("ws://{}{}", self.authority, self.path(path));
+        match &self.stream_token {
+            Some(token) => {
+                let separator = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{separator}access_token={token}")
+            }
+            None => url,
+        }
+    }
+
+    /// The `Authorization` header line (with its CRLF) of a stream client's request.
+    pub fn stream_authorization(&self) -> String {
+        self.stream_token
+            .as_ref()
+            .map_or_else(String::new, |token| {
+                format!("Authorization: Bearer {token}\r\n")
+            })
     }
 }
 
@@ -122,6 +155,8 @@ mod tests {
             url: url.into(),
             allow_remote,
             json: false,
+            token: None,
+            stream_token: None,
         }
     }
 
@@ -153,6 +188,27 @@ mod tests {
         assert_eq!(
             target.ws_url("/api/ws"),
             "ws://127.0.0.1:3001/prefix/api/ws"
+        );
+    }
+
+    #[tokio::test]
+    async fn stream_credentials_go_in_the_websocket_url_and_the_sse_head() {
+        let mut args = args("http://127.0.0.1:3001", false);
+        args.token = Some("hk_key".into());
+        let target = Target::resolve(&args).await.unwrap();
+        assert_eq!(
+            target.ws_url("/api/ws"),
+            "ws://127.0.0.1:3001/api/ws?access_token=hk_key"
+        );
+        assert_eq!(
+            target.ws_url("/socket.io/?EIO=4"),
+            "ws://127.0.0.1:3001/socket.io/?EIO=4&access_token=hk_key"
+        );
+        args.stream_token = Some("jwt".into());
+        let target = Target::resolve(&args).await.unwrap();
+        assert_eq!(
+            target.stream_authorization(),
+            "Authorization: Bearer jwt\r\n"
         );
     }
 

@@ -202,7 +202,7 @@ impl Client {
         if !matches!(parse_engine(&open)?, EnginePacket::Open(_)) {
             bail!("expected the Engine.IO open packet, got {open:?}");
         }
-        client.join().await
+        client.join(target.stream_token.as_deref()).await
     }
 
     /// Opens the session with a long-polling handshake, then upgrades it to a WebSocket on
@@ -259,13 +259,18 @@ impl Client {
             }
         }
         client.send("5").await?;
-        client.join().await
+        client.join(target.stream_token.as_deref()).await
     }
 
-    /// Connects to namespace `/` and waits until the stream is live.
-    async fn join(self) -> anyhow::Result<Self> {
+    /// Connects to namespace `/` (with `auth.token` when there is one) and waits until the
+    /// stream is live.
+    async fn join(self, token: Option<&str>) -> anyhow::Result<Self> {
         let mut client = self;
-        client.send("40").await?;
+        let connect = match token {
+            Some(token) => format!("40{}", serde_json::json!({ "token": token })),
+            None => "40".to_owned(),
+        };
+        client.send(&connect).await?;
         loop {
             let text = client
                 .text()

@@ -34,8 +34,9 @@ impl Client {
     pub async fn connect(mut socket: TcpStream, target: &Target) -> anyhow::Result<Self> {
         let path = target.path("/api/sse/notifications");
         let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
-            target.authority
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n{}\r\n",
+            target.authority,
+            target.stream_authorization(),
         );
         socket
             .write_all(request.as_bytes())
