@@ -25,7 +25,7 @@ import { EventSource } from "eventsource";
 import { io } from "socket.io-client";
 
 const USAGE =
-  "usage: node e2e/watch.mjs --url http://HOST:PORT --transport socketio|sse [--since N] [--name LABEL]";
+  "usage: node e2e/watch.mjs --url http://HOST:PORT --transport socketio|sse [--since N] [--name LABEL] [--token TOKEN]";
 
 function parseOptions(argv) {
   const { values } = parseArgs({
@@ -35,6 +35,7 @@ function parseOptions(argv) {
       transport: { type: "string" },
       since: { type: "string" },
       name: { type: "string" },
+      token: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -65,7 +66,10 @@ function parseOptions(argv) {
       throw new Error(`--since must be a sequence number (0 or more), not ${JSON.stringify(values.since)}`);
     }
   }
-  return { url, transport: values.transport, since, name: values.name ?? values.transport };
+  // The credential (a user token or an API key): Socket.IO's `auth.token`, and for SSE the
+  // `access_token` query parameter, as a browser's EventSource (which cannot set headers) does.
+  const token = values.token ?? process.env.HERALD_TOKEN;
+  return { url, transport: values.transport, since, name: values.name ?? values.transport, token };
 }
 
 let options;
@@ -123,7 +127,8 @@ function watchSocketIo() {
     // Called at every handshake, so a reconnection carries the latest sequence seen.
     auth: (send) => {
       resumeFrom = lastSequence;
-      send(lastSequence === null ? {} : { lastSequence });
+      const auth = options.token === undefined ? {} : { token: options.token };
+      send(lastSequence === null ? auth : { ...auth, lastSequence });
     },
   });
   socket.io.on("open", () => {
@@ -161,6 +166,7 @@ function watchSocketIo() {
 function watchSse() {
   const url = new URL("/api/sse/notifications", options.url);
   if (options.since !== null) url.searchParams.set("since", String(options.since));
+  if (options.token !== undefined) url.searchParams.set("access_token", options.token);
   const source = new EventSource(url);
   let open = false;
   let attempts = 0;
