@@ -4,15 +4,16 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    ContainerPort, HTTPGetAction, PodTemplateSpec, Probe, ResourceRequirements, TCPSocketAction,
+    Container, ContainerPort, HTTPGetAction, PodTemplateSpec, Probe, ResourceRequirements,
+    TCPSocketAction,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::ObjectMeta;
 
-use super::pod::{container, pod_annotations, pod_spec};
-use super::{API_PORT, Component, PROCESSOR_METRICS_PORT, child_meta, labels, selector_labels};
+use super::pod::{container, pod_annotations, pod_spec, value_env};
+use super::{API_PORT, Component, METRICS_PORT, child_meta, labels, selector_labels};
 use crate::crd::NotificationPlatform;
 
 pub fn api_deployment(platform: &NotificationPlatform) -> Deployment {
@@ -23,7 +24,10 @@ pub fn api_deployment(platform: &NotificationPlatform) -> Deployment {
         Component::Api.service_name(),
         vec!["api-server".into()],
     );
-    main.ports = Some(vec![port("http", API_PORT)]);
+    main.env
+        .get_or_insert_default()
+        .push(value_env("METRICS_PORT", &METRICS_PORT.to_string()));
+    main.ports = Some(vec![port("http", API_PORT), port("metrics", METRICS_PORT)]);
     // Ready: its database, Redis and Kafka answer; alive: the process serves HTTP.
     main.readiness_probe = Some(http_probe("/api/ready", "http"));
     main.liveness_probe = Some(Probe {
@@ -31,7 +35,7 @@ pub fn api_deployment(platform: &NotificationPlatform) -> Deployment {
         ..http_probe("/api/health", "http")
     });
     main.resources = Some(spec.resources.clone().unwrap_or_else(default_resources));
-    deployment(platform, Component::Api, spec.replicas, main, API_PORT)
+    deployment(platform, Component::Api, spec.replicas, main)
 }
 
 pub fn processor_deployment(platform: &NotificationPlatform) -> Deployment {
@@ -42,7 +46,7 @@ pub fn processor_deployment(platform: &NotificationPlatform) -> Deployment {
         Component::Processor.service_name(),
         vec!["processor".into(), "consume".into()],
     );
-    main.ports = Some(vec![port("metrics", PROCESSOR_METRICS_PORT)]);
+    main.ports = Some(vec![port("metrics", METRICS_PORT)]);
     // The consumer has no HTTP API; its metrics listener answering is the liveness signal.
     main.liveness_probe = Some(Probe {
         tcp_socket: Some(TCPSocketAction {
@@ -54,21 +58,14 @@ pub fn processor_deployment(platform: &NotificationPlatform) -> Deployment {
         ..Probe::default()
     });
     main.resources = Some(spec.resources.clone().unwrap_or_else(default_resources));
-    deployment(
-        platform,
-        Component::Processor,
-        spec.replicas,
-        main,
-        PROCESSOR_METRICS_PORT,
-    )
+    deployment(platform, Component::Processor, spec.replicas, main)
 }
 
 fn deployment(
     platform: &NotificationPlatform,
     component: Component,
     replicas: i32,
-    main: k8s_openapi::api::core::v1::Container,
-    metrics_port: i32,
+    main: Container,
 ) -> Deployment {
     let component_label = component.as_str();
     Deployment {
@@ -82,7 +79,7 @@ fn deployment(
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels(platform, component_label)),
-                    annotations: Some(pod_annotations(platform, Some(metrics_port))),
+                    annotations: Some(pod_annotations(platform, Some(METRICS_PORT))),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(pod_spec(vec![main], None)),
@@ -169,6 +166,26 @@ mod tests {
     }
 
     #[test]
+    fn api_serves_metrics_on_its_own_port() {
+        let pod = api_deployment(&platform())
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap();
+        let c = &pod.containers[0];
+        let ports: Vec<_> = c
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| (p.name.as_deref().unwrap(), p.container_port))
+            .collect();
+        assert_eq!(ports, [("http", 3001), ("metrics", 9090)]);
+        let metrics_port = c.env.iter().flatten().find(|e| e.name == "METRICS_PORT");
+        assert_eq!(metrics_port.unwrap().value.as_deref(), Some("9090"));
+    }
+
+    #[test]
     fn processor_runs_processor_consume() {
         let d = processor_deployment(&platform());
         assert_eq!(d.metadata.name.as_deref(), Some("demo-processor"));
@@ -192,7 +209,7 @@ mod tests {
         }
         let annotations = template.annotations.unwrap();
         assert_eq!(annotations["prometheus.io/scrape"], "true");
-        assert_eq!(annotations["prometheus.io/port"], "3001");
+        assert_eq!(annotations["prometheus.io/port"], "9090");
     }
 
     #[test]

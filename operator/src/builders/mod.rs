@@ -24,14 +24,15 @@ pub use monitoring::{
     MONITORING_GROUP_VERSION, prometheus_rule, prometheus_rule_resource, service_monitor,
     service_monitor_resource,
 };
-pub use service::{api_service, processor_service};
+pub use service::{api_metrics_service, api_service, processor_service};
 
 /// Field manager of every server-side apply, so ownership of fields stays with one actor.
 pub const FIELD_MANAGER: &str = "herald-operator";
-/// HTTP port of the api-server; `/metrics` is served on it too.
+/// HTTP port of the api-server.
 pub const API_PORT: i32 = 3001;
-/// Port of the processor's `/metrics` endpoint.
-pub const PROCESSOR_METRICS_PORT: i32 = 9090;
+/// Port of `/metrics` on the api-server and processor pods, named `metrics`. The api-server's
+/// is separate from its API so that Prometheus scrapes it without an API key.
+pub const METRICS_PORT: i32 = 9090;
 
 pub const LABEL_NAME: &str = "app.kubernetes.io/name";
 pub const LABEL_INSTANCE: &str = "app.kubernetes.io/instance";

@@ -24,7 +24,7 @@ use super::workloads::{ApiSpec, ImageSpec, ProcessorSpec};
     shortname = "np",
     category = "herald",
     doc = "A Herald notification platform: api-server, processor, Kafka topics, batch schedules and observability.",
-    // Children are named `<platform>-<suffix>`; the longest suffix is `-dashboards`, and a
+    // Children are named `<platform>-<suffix>`; the longest suffix is `-api-metrics`, and a
     // CronJob name (platform + schedule) may not exceed 52 characters.
     validation = Rule::new("size(self.metadata.name) <= 40").message("metadata.name must be at most 40 characters"),
     validation = Rule::new("!has(self.spec.schedules) || self.spec.schedules.all(s, size(self.metadata.name) + 1 + size(s.name) <= 52)")
