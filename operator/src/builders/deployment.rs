@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, HTTPGetAction, PodTemplateSpec, Probe, ResourceRequirements,
-    TCPSocketAction,
+    TCPSocketAction, Volume,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::ObjectMeta;
 
+use super::auth::auth_wiring;
 use super::pod::{container, pod_annotations, pod_spec, value_env};
 use super::{API_PORT, Component, METRICS_PORT, child_meta, labels, selector_labels};
 use crate::crd::NotificationPlatform;
@@ -24,9 +25,11 @@ pub fn api_deployment(platform: &NotificationPlatform) -> Deployment {
         Component::Api.service_name(),
         vec!["api-server".into()],
     );
-    main.env
-        .get_or_insert_default()
-        .push(value_env("METRICS_PORT", &METRICS_PORT.to_string()));
+    let auth = auth_wiring(platform);
+    let env = main.env.get_or_insert_default();
+    env.push(value_env("METRICS_PORT", &METRICS_PORT.to_string()));
+    env.extend(auth.env);
+    main.volume_mounts = (!auth.mounts.is_empty()).then_some(auth.mounts);
     main.ports = Some(vec![port("http", API_PORT), port("metrics", METRICS_PORT)]);
     // Ready: its database, Redis and Kafka answer; alive: the process serves HTTP.
     main.readiness_probe = Some(http_probe("/api/ready", "http"));
@@ -35,7 +38,7 @@ pub fn api_deployment(platform: &NotificationPlatform) -> Deployment {
         ..http_probe("/api/health", "http")
     });
     main.resources = Some(spec.resources.clone().unwrap_or_else(default_resources));
-    deployment(platform, Component::Api, spec.replicas, main)
+    deployment(platform, Component::Api, spec.replicas, main, auth.volumes)
 }
 
 pub fn processor_deployment(platform: &NotificationPlatform) -> Deployment {
@@ -58,7 +61,7 @@ pub fn processor_deployment(platform: &NotificationPlatform) -> Deployment {
         ..Probe::default()
     });
     main.resources = Some(spec.resources.clone().unwrap_or_else(default_resources));
-    deployment(platform, Component::Processor, spec.replicas, main)
+    deployment(platform, Component::Processor, spec.replicas, main, vec![])
 }
 
 fn deployment(
@@ -66,6 +69,7 @@ fn deployment(
     component: Component,
     replicas: i32,
     main: Container,
+    volumes: Vec<Volume>,
 ) -> Deployment {
     let component_label = component.as_str();
     Deployment {
@@ -82,7 +86,7 @@ fn deployment(
                     annotations: Some(pod_annotations(platform, Some(METRICS_PORT))),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(pod_spec(vec![main], None)),
+                spec: Some(pod_spec(vec![main], volumes, None)),
             },
             ..DeploymentSpec::default()
         }),
@@ -166,7 +170,7 @@ mod tests {
     }
 
     #[test]
-    fn api_serves_metrics_on_its_own_port() {
+    fn api_serves_metrics_on_its_own_port_and_mounts_auth_secrets_read_only() {
         let pod = api_deployment(&platform())
             .spec
             .unwrap()
@@ -181,8 +185,44 @@ mod tests {
             .map(|p| (p.name.as_deref().unwrap(), p.container_port))
             .collect();
         assert_eq!(ports, [("http", 3001), ("metrics", 9090)]);
-        let metrics_port = c.env.iter().flatten().find(|e| e.name == "METRICS_PORT");
-        assert_eq!(metrics_port.unwrap().value.as_deref(), Some("9090"));
+        let env = |name: &str| {
+            c.env
+                .iter()
+                .flatten()
+                .find(|e| e.name == name)
+                .and_then(|e| e.value.clone())
+        };
+        assert_eq!(env("METRICS_PORT").as_deref(), Some("9090"));
+        assert_eq!(
+            env("API_KEYS_FILE").as_deref(),
+            Some("/etc/herald/auth/api-keys/keys")
+        );
+        let volumes = pod.volumes.unwrap();
+        let mounts = c.volume_mounts.as_ref().unwrap();
+        assert_eq!(volumes.len(), mounts.len());
+        for mount in mounts {
+            assert!(volumes.iter().any(|v| v.name == mount.name));
+            assert_eq!((mount.read_only, &mount.sub_path), (Some(true), &None));
+        }
+        let security = c.security_context.as_ref().unwrap();
+        assert_eq!(security.read_only_root_filesystem, Some(true));
+    }
+
+    #[test]
+    fn processor_gets_no_auth_settings() {
+        let pod = processor_deployment(&platform())
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap();
+        assert_eq!(pod.volumes, None);
+        let c = &pod.containers[0];
+        assert_eq!(c.volume_mounts, None);
+        let names: Vec<_> = c.env.iter().flatten().map(|e| e.name.as_str()).collect();
+        for auth in ["API_KEYS_FILE", "CORS_ALLOWED_ORIGINS", "METRICS_PORT"] {
+            assert!(!names.contains(&auth), "{auth} in {names:?}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Pure functions from a `NotificationPlatform` to the objects it should own. Nothing here talks
 //! to a cluster, so every builder is unit-tested on its own.
 
+mod auth;
 mod configmap;
 mod cronjob;
 mod dashboards;
@@ -16,6 +17,9 @@ use kube::{Resource, ResourceExt};
 
 use crate::crd::NotificationPlatform;
 
+pub use auth::{
+    API_KEY_RANDOM_BYTES, API_KEYS_KEY, api_keys_ref, api_keys_secret, api_keys_secret_name,
+};
 pub use configmap::{config_map, config_map_name};
 pub use cronjob::{cron_job, cron_job_name};
 pub use dashboards::{dashboards_config_map, dashboards_config_map_name};
