@@ -209,6 +209,21 @@ mod tests {
     }
 
     #[test]
+    fn naming_another_secret_rolls_out_and_nothing_else_does() {
+        let template = |p: &NotificationPlatform| api_deployment(p).spec.unwrap().template;
+        let before = template(&platform());
+        assert_eq!(template(&platform()), before, "stable across reconciles");
+        let mut p = platform();
+        p.spec.auth.api_keys_secret_ref = Some(crate::crd::SecretKeyRef {
+            name: "demo-api-keys".into(),
+            key: "rotated".into(),
+        });
+        // Same Secret, another key: a new pod template, so the Deployment rolls out. A new
+        // value under the same key changes nothing here; the volume brings it to the pods.
+        assert_ne!(template(&p), before);
+    }
+
+    #[test]
     fn processor_gets_no_auth_settings() {
         let pod = processor_deployment(&platform())
             .spec

@@ -105,6 +105,21 @@ async fn generated_api_keys_secret_is_created_once_and_never_overwritten() {
         keys_of(&secrets.get("keys-api-keys").await.unwrap()),
         rotated
     );
+
+    // Deleted, it is generated anew, with a new key.
+    secrets
+        .delete("keys-api-keys", &Default::default())
+        .await
+        .unwrap();
+    env.patch_spec("keys", json!({"api": {"replicas": 2}}))
+        .await;
+    let regenerated = eventually("Secret keys-api-keys generated again", || async {
+        secrets.get_opt("keys-api-keys").await.ok()?
+    })
+    .await;
+    let second = keys_of(&regenerated);
+    assert_admin_key_line(&second);
+    assert_ne!(second, first);
 }
 
 #[tokio::test]
