@@ -46,7 +46,7 @@ pub struct AuthSpec {
         .message("jwt needs exactly one of secretRef, publicKeySecretRef and jwksUrl")
 )]
 pub struct JwtSpec {
-    /// Secret key holding the HMAC secret of HS256/HS384/HS512 tokens.
+    /// Secret key holding the HMAC secret (at least 32 bytes) of HS256/HS384/HS512 tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretKeyRef>,
     /// Secret key holding a PEM public key (RSA, EC P-256/P-384 or Ed25519) of
