@@ -4,7 +4,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::crd::{
-    ChildState, ComponentStatus, NotificationPlatformStatus, ScheduleStatus, TopicStatus,
+    ChildState, ComponentStatus, NotificationPlatformStatus, ScheduleStatus, SecretKeyRef,
+    TopicStatus,
 };
 
 pub const READY: &str = "Ready";
@@ -35,6 +36,8 @@ pub struct Observed {
     pub missing_secrets: Vec<String>,
     pub kafka: KafkaOutcome,
     pub schedules: Vec<ScheduleStatus>,
+    /// Where the api-server reads its API keys; none with authentication off.
+    pub api_keys: Option<SecretKeyRef>,
 }
 
 /// One condition as computed now, before merging with the previous ones.
@@ -169,6 +172,7 @@ pub fn compute(
         processor: observed.processor,
         topics,
         schedules: observed.schedules,
+        api_keys: observed.api_keys,
     }
 }
 
@@ -288,6 +292,7 @@ mod tests {
                 message: None,
             }]),
             schedules: vec![],
+            api_keys: None,
         }
     }
 

@@ -11,6 +11,7 @@ use std::process::Stdio;
 use common::{DB_SECRET, KAFKA_SECRET, REDIS_SECRET, eventually, install_crd, put_secret};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use operator::crd::NotificationPlatform;
 use test_support::{kube_namespace, settings, unique_name};
@@ -158,6 +159,12 @@ async fn the_operator_reconciles_with_the_permissions_the_chart_grants() {
         (workloads && schedules == 3 && topics_ready).then_some(())
     })
     .await;
+    // Created with the chart's `create` on Secrets, since the example names no API keys.
+    let secrets: Api<Secret> = Api::namespaced(ns.client.clone(), &ns.name);
+    assert!(
+        secrets.get_opt("herald-api-keys").await.unwrap().is_some(),
+        "the generated API keys Secret"
+    );
     let log_text = log_text();
     assert!(
         !log_text.contains("forbidden"),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
 
-use super::{API_PORT, PROCESSOR_METRICS_PORT, child_meta};
+use super::{API_PORT, METRICS_PORT, child_meta};
 use crate::crd::NotificationPlatform;
 
 pub fn config_map_name(platform: &NotificationPlatform) -> String {
@@ -30,10 +30,7 @@ pub(super) fn config_data(platform: &NotificationPlatform) -> BTreeMap<String, S
         ),
         ("LOG_LEVEL".to_owned(), spec.observability.log_level.clone()),
         ("PORT".to_owned(), API_PORT.to_string()),
-        (
-            "METRICS_ADDR".to_owned(),
-            format!("0.0.0.0:{PROCESSOR_METRICS_PORT}"),
-        ),
+        ("METRICS_ADDR".to_owned(), format!("0.0.0.0:{METRICS_PORT}")),
         (
             "KAFKA_NOTIFICATIONS_TOPIC".to_owned(),
             spec.kafka.notifications_topic.clone(),

@@ -49,7 +49,7 @@ pub fn cron_job(platform: &NotificationPlatform, schedule: &Schedule) -> CronJob
                             annotations: Some(pod_annotations(platform, None)),
                             ..ObjectMeta::default()
                         }),
-                        spec: Some(pod_spec(vec![main], Some("OnFailure"))),
+                        spec: Some(pod_spec(vec![main], vec![], Some("OnFailure"))),
                     },
                     ..JobSpec::default()
                 }),

@@ -4,15 +4,17 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    ContainerPort, HTTPGetAction, PodTemplateSpec, Probe, ResourceRequirements, TCPSocketAction,
+    Container, ContainerPort, HTTPGetAction, PodTemplateSpec, Probe, ResourceRequirements,
+    TCPSocketAction, Volume,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::ObjectMeta;
 
-use super::pod::{container, pod_annotations, pod_spec};
-use super::{API_PORT, Component, PROCESSOR_METRICS_PORT, child_meta, labels, selector_labels};
+use super::auth::auth_wiring;
+use super::pod::{container, pod_annotations, pod_spec, value_env};
+use super::{API_PORT, Component, METRICS_PORT, child_meta, labels, selector_labels};
 use crate::crd::NotificationPlatform;
 
 pub fn api_deployment(platform: &NotificationPlatform) -> Deployment {
@@ -23,7 +25,12 @@ pub fn api_deployment(platform: &NotificationPlatform) -> Deployment {
         Component::Api.service_name(),
         vec!["api-server".into()],
     );
-    main.ports = Some(vec![port("http", API_PORT)]);
+    let auth = auth_wiring(platform);
+    let env = main.env.get_or_insert_default();
+    env.push(value_env("METRICS_PORT", &METRICS_PORT.to_string()));
+    env.extend(auth.env);
+    main.volume_mounts = (!auth.mounts.is_empty()).then_some(auth.mounts);
+    main.ports = Some(vec![port("http", API_PORT), port("metrics", METRICS_PORT)]);
     // Ready: its database, Redis and Kafka answer; alive: the process serves HTTP.
     main.readiness_probe = Some(http_probe("/api/ready", "http"));
     main.liveness_probe = Some(Probe {
@@ -31,7 +38,7 @@ pub fn api_deployment(platform: &NotificationPlatform) -> Deployment {
         ..http_probe("/api/health", "http")
     });
     main.resources = Some(spec.resources.clone().unwrap_or_else(default_resources));
-    deployment(platform, Component::Api, spec.replicas, main, API_PORT)
+    deployment(platform, Component::Api, spec.replicas, main, auth.volumes)
 }
 
 pub fn processor_deployment(platform: &NotificationPlatform) -> Deployment {
@@ -42,7 +49,7 @@ pub fn processor_deployment(platform: &NotificationPlatform) -> Deployment {
         Component::Processor.service_name(),
         vec!["processor".into(), "consume".into()],
     );
-    main.ports = Some(vec![port("metrics", PROCESSOR_METRICS_PORT)]);
+    main.ports = Some(vec![port("metrics", METRICS_PORT)]);
     // The consumer has no HTTP API; its metrics listener answering is the liveness signal.
     main.liveness_probe = Some(Probe {
         tcp_socket: Some(TCPSocketAction {
@@ -54,21 +61,15 @@ pub fn processor_deployment(platform: &NotificationPlatform) -> Deployment {
         ..Probe::default()
     });
     main.resources = Some(spec.resources.clone().unwrap_or_else(default_resources));
-    deployment(
-        platform,
-        Component::Processor,
-        spec.replicas,
-        main,
-        PROCESSOR_METRICS_PORT,
-    )
+    deployment(platform, Component::Processor, spec.replicas, main, vec![])
 }
 
 fn deployment(
     platform: &NotificationPlatform,
     component: Component,
     replicas: i32,
-    main: k8s_openapi::api::core::v1::Container,
-    metrics_port: i32,
+    main: Container,
+    volumes: Vec<Volume>,
 ) -> Deployment {
     let component_label = component.as_str();
     Deployment {
@@ -82,10 +83,10 @@ fn deployment(
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels(platform, component_label)),
-                    annotations: Some(pod_annotations(platform, Some(metrics_port))),
+                    annotations: Some(pod_annotations(platform, Some(METRICS_PORT))),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(pod_spec(vec![main], None)),
+                spec: Some(pod_spec(vec![main], volumes, None)),
             },
             ..DeploymentSpec::default()
         }),
@@ -169,6 +170,77 @@ mod tests {
     }
 
     #[test]
+    fn api_serves_metrics_on_its_own_port_and_mounts_auth_secrets_read_only() {
+        let pod = api_deployment(&platform())
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap();
+        let c = &pod.containers[0];
+        let ports: Vec<_> = c
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| (p.name.as_deref().unwrap(), p.container_port))
+            .collect();
+        assert_eq!(ports, [("http", 3001), ("metrics", 9090)]);
+        let env = |name: &str| {
+            c.env
+                .iter()
+                .flatten()
+                .find(|e| e.name == name)
+                .and_then(|e| e.value.clone())
+        };
+        assert_eq!(env("METRICS_PORT").as_deref(), Some("9090"));
+        assert_eq!(
+            env("API_KEYS_FILE").as_deref(),
+            Some("/etc/herald/auth/api-keys/keys")
+        );
+        let volumes = pod.volumes.unwrap();
+        let mounts = c.volume_mounts.as_ref().unwrap();
+        assert_eq!(volumes.len(), mounts.len());
+        for mount in mounts {
+            assert!(volumes.iter().any(|v| v.name == mount.name));
+            assert_eq!((mount.read_only, &mount.sub_path), (Some(true), &None));
+        }
+        let security = c.security_context.as_ref().unwrap();
+        assert_eq!(security.read_only_root_filesystem, Some(true));
+    }
+
+    #[test]
+    fn naming_another_secret_rolls_out_and_nothing_else_does() {
+        let template = |p: &NotificationPlatform| api_deployment(p).spec.unwrap().template;
+        let before = template(&platform());
+        assert_eq!(template(&platform()), before, "stable across reconciles");
+        let mut p = platform();
+        p.spec.auth.api_keys_secret_ref = Some(crate::crd::SecretKeyRef {
+            name: "demo-api-keys".into(),
+            key: "rotated".into(),
+        });
+        // Same Secret, another key: a new pod template, so the Deployment rolls out. A new
+        // value under the same key changes nothing here; the volume brings it to the pods.
+        assert_ne!(template(&p), before);
+    }
+
+    #[test]
+    fn processor_gets_no_auth_settings() {
+        let pod = processor_deployment(&platform())
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap();
+        assert_eq!(pod.volumes, None);
+        let c = &pod.containers[0];
+        assert_eq!(c.volume_mounts, None);
+        let names: Vec<_> = c.env.iter().flatten().map(|e| e.name.as_str()).collect();
+        for auth in ["API_KEYS_FILE", "CORS_ALLOWED_ORIGINS", "METRICS_PORT"] {
+            assert!(!names.contains(&auth), "{auth} in {names:?}");
+        }
+    }
+
+    #[test]
     fn processor_runs_processor_consume() {
         let d = processor_deployment(&platform());
         assert_eq!(d.metadata.name.as_deref(), Some("demo-processor"));
@@ -192,7 +264,7 @@ mod tests {
         }
         let annotations = template.annotations.unwrap();
         assert_eq!(annotations["prometheus.io/scrape"], "true");
-        assert_eq!(annotations["prometheus.io/port"], "3001");
+        assert_eq!(annotations["prometheus.io/port"], "9090");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Pure functions from a `NotificationPlatform` to the objects it should own. Nothing here talks
 //! to a cluster, so every builder is unit-tested on its own.
 
+mod auth;
 mod configmap;
 mod cronjob;
 mod dashboards;
@@ -16,6 +17,9 @@ use kube::{Resource, ResourceExt};
 
 use crate::crd::NotificationPlatform;
 
+pub use auth::{
+    API_KEY_RANDOM_BYTES, API_KEYS_KEY, api_keys_ref, api_keys_secret, api_keys_secret_name,
+};
 pub use configmap::{config_map, config_map_name};
 pub use cronjob::{cron_job, cron_job_name};
 pub use dashboards::{dashboards_config_map, dashboards_config_map_name};
@@ -24,14 +28,15 @@ pub use monitoring::{
     MONITORING_GROUP_VERSION, prometheus_rule, prometheus_rule_resource, service_monitor,
     service_monitor_resource,
 };
-pub use service::{api_service, processor_service};
+pub use service::{api_metrics_service, api_service, processor_service};
 
 /// Field manager of every server-side apply, so ownership of fields stays with one actor.
 pub const FIELD_MANAGER: &str = "herald-operator";
-/// HTTP port of the api-server; `/metrics` is served on it too.
+/// HTTP port of the api-server.
 pub const API_PORT: i32 = 3001;
-/// Port of the processor's `/metrics` endpoint.
-pub const PROCESSOR_METRICS_PORT: i32 = 9090;
+/// Port of `/metrics` on the api-server and processor pods, named `metrics`. The api-server's
+/// is separate from its API so that Prometheus scrapes it without an API key.
+pub const METRICS_PORT: i32 = 9090;
 
 pub const LABEL_NAME: &str = "app.kubernetes.io/name";
 pub const LABEL_INSTANCE: &str = "app.kubernetes.io/instance";

@@ -6,6 +6,7 @@ use kube::ResourceExt;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::json;
 
+use super::service::api_metrics_service_name;
 use super::{Component, FIELD_MANAGER, LABEL_INSTANCE, LABEL_MANAGED_BY, child_meta};
 use crate::crd::NotificationPlatform;
 
@@ -25,8 +26,8 @@ pub fn prometheus_rule_resource() -> ApiResource {
     )
 }
 
-/// One ServiceMonitor for both Services: the api-server's `http` port and the processor's
-/// `metrics` port, both serving `/metrics`.
+/// One ServiceMonitor for the `metrics` port of the api-server's and the processor's metrics
+/// Services; the api-server's `http` Service has no such port and yields no target.
 pub fn service_monitor(platform: &NotificationPlatform) -> DynamicObject {
     let mut object = DynamicObject::new(&platform.name_any(), &service_monitor_resource());
     object.metadata = child_meta(platform, platform.name_any(), "monitoring");
@@ -37,7 +38,6 @@ pub fn service_monitor(platform: &NotificationPlatform) -> DynamicObject {
                 LABEL_MANAGED_BY: FIELD_MANAGER,
             }},
             "endpoints": [
-                {"port": "http", "path": "/metrics", "interval": "30s"},
                 {"port": "metrics", "path": "/metrics", "interval": "30s"},
             ],
         }
@@ -49,7 +49,8 @@ pub fn service_monitor(platform: &NotificationPlatform) -> DynamicObject {
 /// pod, or the api-server answers with many server errors.
 pub fn prometheus_rule(platform: &NotificationPlatform) -> DynamicObject {
     let namespace = platform.namespace().unwrap_or_default();
-    let api = Component::Api.object_name(platform);
+    // The `service` label of a scraped series is the Service it was found through.
+    let api = api_metrics_service_name(platform);
     let processor = Component::Processor.object_name(platform);
     let down = |service: &str| {
         format!(r#"(sum(up{{namespace="{namespace}",service="{service}"}}) or vector(0)) == 0"#)
@@ -93,10 +94,10 @@ pub fn prometheus_rule(platform: &NotificationPlatform) -> DynamicObject {
 mod tests {
     use super::*;
     use crate::builders::test_fixtures::platform;
-    use crate::builders::{api_service, processor_service};
+    use crate::builders::{api_metrics_service, api_service, processor_service};
 
     #[test]
-    fn service_monitor_selects_both_services_by_port_name() {
+    fn service_monitor_scrapes_the_metrics_port_of_both_components() {
         let sm = service_monitor(&platform());
         assert_eq!(sm.types.as_ref().unwrap().kind, "ServiceMonitor");
         assert_eq!(
@@ -112,19 +113,30 @@ mod tests {
             .iter()
             .map(|e| e["port"].as_str().unwrap().to_owned())
             .collect();
-        for service in [api_service(&platform()), processor_service(&platform())] {
-            let labels = service.metadata.labels.unwrap();
-            assert!(
-                selector
-                    .iter()
-                    .all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str())
-            );
-            let port = service.spec.unwrap().ports.unwrap()[0]
-                .name
-                .clone()
-                .unwrap();
-            assert!(ports.contains(&port), "{port} not scraped");
+        assert_eq!(ports, ["metrics"]);
+        let selects = |service: &k8s_openapi::api::core::v1::Service| {
+            let labels = service.metadata.labels.as_ref().unwrap();
+            selector
+                .iter()
+                .all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str())
+        };
+        for service in [
+            api_metrics_service(&platform()),
+            processor_service(&platform()),
+        ] {
+            assert!(selects(&service));
+            let port = &service.spec.unwrap().ports.unwrap()[0];
+            assert_eq!(port.name.as_deref(), Some("metrics"));
         }
+        // Selected too, but without a `metrics` port it yields no target.
+        let api = api_service(&platform());
+        assert!(selects(&api));
+        let api_ports = api.spec.unwrap().ports.unwrap();
+        assert!(
+            api_ports
+                .iter()
+                .all(|p| p.name.as_deref() != Some("metrics"))
+        );
     }
 
     #[test]
@@ -142,7 +154,7 @@ mod tests {
             rules[0]["expr"]
                 .as_str()
                 .unwrap()
-                .contains(r#"service="demo-api""#)
+                .contains(r#"service="demo-api-metrics""#)
         );
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapEnvSource, Container, EnvFromSource, EnvVar, EnvVarSource,
     ObjectFieldSelector, PodSecurityContext, PodSpec, SeccompProfile, SecretKeySelector,
-    SecurityContext,
+    SecurityContext, Volume,
 };
 use kube::ResourceExt;
 
@@ -102,7 +102,7 @@ fn secret_env(name: &str, secret: &SecretKeyRef) -> EnvVar {
     }
 }
 
-fn value_env(name: &str, value: &str) -> EnvVar {
+pub(super) fn value_env(name: &str, value: &str) -> EnvVar {
     EnvVar {
         name: name.to_owned(),
         value: Some(value.to_owned()),
@@ -110,9 +110,14 @@ fn value_env(name: &str, value: &str) -> EnvVar {
     }
 }
 
-pub(super) fn pod_spec(containers: Vec<Container>, restart_policy: Option<&str>) -> PodSpec {
+pub(super) fn pod_spec(
+    containers: Vec<Container>,
+    volumes: Vec<Volume>,
+    restart_policy: Option<&str>,
+) -> PodSpec {
     PodSpec {
         containers,
+        volumes: (!volumes.is_empty()).then_some(volumes),
         restart_policy: restart_policy.map(str::to_owned),
         security_context: Some(PodSecurityContext {
             run_as_non_root: Some(true),

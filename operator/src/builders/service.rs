@@ -1,12 +1,14 @@
-//! Services: the api-server's (HTTP, type and port from the spec) and the processor's metrics
-//! endpoint (so that a ServiceMonitor can find it). Nothing connects to the processor through
-//! its Service, so it is headless and takes no cluster IP.
+//! Services: the api-server's (HTTP, type and port from the spec) and one headless Service per
+//! component for its `/metrics` port, which a ServiceMonitor or annotation-based discovery
+//! finds. The api-server's metrics need no API key, so they get a Service of their own rather
+//! than a port on one that may be a LoadBalancer; nothing connects to a metrics Service but
+//! Prometheus, so it takes no cluster IP.
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::pod::scrape_annotations;
-use super::{API_PORT, Component, PROCESSOR_METRICS_PORT, child_meta, selector_labels};
+use super::{Component, METRICS_PORT, child_meta, selector_labels};
 use crate::crd::NotificationPlatform;
 
 pub fn api_service(platform: &NotificationPlatform) -> Service {
@@ -14,9 +16,9 @@ pub fn api_service(platform: &NotificationPlatform) -> Service {
     let mut service = service(
         platform,
         Component::Api,
+        Component::Api.object_name(platform),
         spec.type_.as_str(),
         service_port("http", spec.port, "http"),
-        API_PORT,
     );
     if let Some(service) = service.spec.as_mut() {
         // Always set, so that going back to `None` is applied too.
@@ -25,14 +27,32 @@ pub fn api_service(platform: &NotificationPlatform) -> Service {
     service
 }
 
+pub fn api_metrics_service(platform: &NotificationPlatform) -> Service {
+    metrics_service(platform, Component::Api, api_metrics_service_name(platform))
+}
+
+/// Also the `service` label of the api-server's scraped series.
+pub(super) fn api_metrics_service_name(platform: &NotificationPlatform) -> String {
+    format!("{}-metrics", Component::Api.object_name(platform))
+}
+
 pub fn processor_service(platform: &NotificationPlatform) -> Service {
-    let mut service = service(
+    metrics_service(
         platform,
         Component::Processor,
+        Component::Processor.object_name(platform),
+    )
+}
+
+fn metrics_service(platform: &NotificationPlatform, component: Component, name: String) -> Service {
+    let mut service = service(
+        platform,
+        component,
+        name,
         "ClusterIP",
-        service_port("metrics", PROCESSOR_METRICS_PORT, "metrics"),
-        PROCESSOR_METRICS_PORT,
+        service_port("metrics", METRICS_PORT, "metrics"),
     );
+    service.metadata.annotations = Some(scrape_annotations(METRICS_PORT));
     if let Some(spec) = service.spec.as_mut() {
         spec.cluster_ip = Some("None".into());
     }
@@ -42,18 +62,12 @@ pub fn processor_service(platform: &NotificationPlatform) -> Service {
 fn service(
     platform: &NotificationPlatform,
     component: Component,
+    name: String,
     type_: &str,
     port: ServicePort,
-    metrics_port: i32,
 ) -> Service {
-    let mut metadata = child_meta(
-        platform,
-        component.object_name(platform),
-        component.as_str(),
-    );
-    metadata.annotations = Some(scrape_annotations(metrics_port));
     Service {
-        metadata,
+        metadata: child_meta(platform, name, component.as_str()),
         spec: Some(ServiceSpec {
             type_: Some(type_.to_owned()),
             selector: Some(selector_labels(platform, component.as_str())),
@@ -103,6 +117,10 @@ mod tests {
         for (service, deployment) in [
             (api_service(&platform()), api_deployment(&platform())),
             (
+                api_metrics_service(&platform()),
+                api_deployment(&platform()),
+            ),
+            (
                 processor_service(&platform()),
                 processor_deployment(&platform()),
             ),
@@ -121,15 +139,30 @@ mod tests {
     }
 
     #[test]
-    fn processor_service_exposes_metrics() {
-        let s = processor_service(&platform());
-        assert_eq!(s.metadata.name.as_deref(), Some("demo-processor"));
-        assert_eq!(
-            s.metadata.annotations.unwrap()["prometheus.io/port"],
-            "9090"
-        );
-        let spec = s.spec.unwrap();
-        assert_eq!(spec.ports.unwrap()[0].port, 9090);
-        assert_eq!(spec.cluster_ip.as_deref(), Some("None"), "headless");
+    fn metrics_services_expose_the_metrics_port_headless() {
+        for (s, name) in [
+            (processor_service(&platform()), "demo-processor"),
+            (api_metrics_service(&platform()), "demo-api-metrics"),
+        ] {
+            assert_eq!(s.metadata.name.as_deref(), Some(name));
+            assert_eq!(
+                s.metadata.annotations.unwrap()["prometheus.io/port"],
+                "9090"
+            );
+            let spec = s.spec.unwrap();
+            let port = &spec.ports.unwrap()[0];
+            assert_eq!((port.name.as_deref(), port.port), (Some("metrics"), 9090));
+            assert_eq!(spec.cluster_ip.as_deref(), Some("None"), "headless");
+        }
+    }
+
+    #[test]
+    fn api_service_neither_exposes_nor_advertises_metrics() {
+        let mut p = platform();
+        p.spec.api.service.type_ = ServiceType::LoadBalancer;
+        let s = api_service(&p);
+        assert_eq!(s.metadata.annotations, None);
+        let ports = s.spec.unwrap().ports.unwrap();
+        assert!(ports.iter().all(|p| p.name.as_deref() == Some("http")));
     }
 }

@@ -15,9 +15,10 @@ use tracing::info;
 
 use super::error::Error;
 use crate::builders::{
-    FIELD_MANAGER, MONITORING_GROUP_VERSION, api_deployment, api_service, config_map, cron_job,
-    cron_job_name, dashboards_config_map, owned_selector, processor_deployment, processor_service,
-    prometheus_rule, prometheus_rule_resource, service_monitor, service_monitor_resource,
+    FIELD_MANAGER, MONITORING_GROUP_VERSION, api_deployment, api_metrics_service, api_service,
+    config_map, cron_job, cron_job_name, dashboards_config_map, owned_selector,
+    processor_deployment, processor_service, prometheus_rule, prometheus_rule_resource,
+    service_monitor, service_monitor_resource,
 };
 use crate::crd::{ChildState, ComponentStatus, NotificationPlatform, ScheduleStatus};
 
@@ -77,6 +78,9 @@ impl Children {
         let services = self.api::<Service>();
         let kept = [
             apply_child(&services, "Service", &api_service(platform))
+                .await?
+                .name_any(),
+            apply_child(&services, "Service", &api_metrics_service(platform))
                 .await?
                 .name_any(),
             apply_child(&services, "Service", &processor_service(platform))

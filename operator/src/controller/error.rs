@@ -34,6 +34,12 @@ pub(super) enum Error {
     },
     #[error("writing the status of NotificationPlatform {name}: {}", kube_message(.source))]
     PatchStatus { name: String, source: kube::Error },
+    #[error("looking up the generated API keys Secret {name}: {}", kube_message(.source))]
+    ReadApiKeysSecret { name: String, source: kube::Error },
+    #[error("generating an API key: the system's random source failed: {source}")]
+    GenerateApiKey { source: getrandom::Error },
+    #[error("creating the API keys Secret {name}: {}", kube_message(.source))]
+    CreateApiKeysSecret { name: String, source: kube::Error },
     #[error("cannot read the Kafka brokers: {source}")]
     ReadBrokers { source: SecretError },
     #[error("deleting Kafka topics {topics}: {source}")]
@@ -51,7 +57,10 @@ impl Error {
             | Self::ListChildren { .. }
             | Self::PruneChild { .. }
             | Self::DiscoverApiGroup { .. }
-            | Self::PatchStatus { .. } => "kube",
+            | Self::PatchStatus { .. }
+            | Self::ReadApiKeysSecret { .. }
+            | Self::CreateApiKeysSecret { .. } => "kube",
+            Self::GenerateApiKey { .. } => "random",
             Self::DeleteTopics { .. } => "kafka",
             Self::ReadBrokers { .. } => "brokers_secret",
             Self::NoNamespace { .. } => "no_namespace",

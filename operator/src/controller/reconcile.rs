@@ -1,5 +1,6 @@
-//! One reconcile of a platform, step by step: finalizer, children, Secrets, Kafka topics,
-//! then the status and the Events that say what changed.
+//! One reconcile of a platform, step by step: finalizer, the generated API keys Secret,
+//! children, referenced Secrets, Kafka topics, then the status and the Events that say what
+//! changed.
 
 use std::sync::Arc;
 
@@ -11,13 +12,14 @@ use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
+use super::api_keys::ensure_api_keys_secret;
 use super::children::Children;
 use super::context::Context;
 use super::error::Error;
 use super::finalizer::{cleanup, sync_finalizer};
 use super::secrets::missing_secrets;
 use super::topics;
-use crate::builders::FIELD_MANAGER;
+use crate::builders::{API_KEYS_KEY, FIELD_MANAGER, api_keys_ref, api_keys_secret_name};
 use crate::crd::{NotificationPlatform, NotificationPlatformStatus};
 use crate::events;
 use crate::status::{self, Observed};
@@ -47,6 +49,19 @@ pub(super) async fn reconcile(
         return Ok(Action::await_change());
     }
 
+    // Before the Deployment that mounts it, so that the first pods start with it.
+    if ensure_api_keys_secret(&context.client, &namespace, &platform).await? {
+        let name = api_keys_secret_name(&platform);
+        let event = events::event(
+            EventType::Normal,
+            "ApiKeysGenerated",
+            format!(
+                "created Secret {name} with an admin API key; read it with: kubectl get secret \
+                 {name} -n {namespace} -o jsonpath='{{.data.{API_KEYS_KEY}}}' | base64 -d"
+            ),
+        );
+        context.publish(&platform, &event).await;
+    }
     let mut children = Children::new(context.client.clone(), namespace.clone());
     let (api, processor) = children.apply_workloads(&platform).await?;
     let schedules = children.apply_schedules(&platform).await?;
@@ -60,6 +75,7 @@ pub(super) async fn reconcile(
         missing_secrets,
         kafka,
         schedules,
+        api_keys: api_keys_ref(&platform),
     };
     let status = status::compute(platform.status.as_ref(), observed, &now());
     let mut to_publish = events::transitions(platform.status.as_ref(), &status);

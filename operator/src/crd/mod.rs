@@ -4,9 +4,10 @@
 //! keys, CEL rules); what only the reconciler can check is reported in the status.
 //!
 //! - `platform`: the resource, its top-level rules and [`crd_yaml`]; `workloads`, `kafka`,
-//!   `schedules`, `observability`: the parts of the spec; `secret_ref`: references to the
+//!   `auth`, `schedules`, `observability`: the parts of the spec; `secret_ref`: references to the
 //!   Secrets with credentials; `status`: what the operator reports.
 
+mod auth;
 mod kafka;
 mod observability;
 mod platform;
@@ -15,6 +16,7 @@ mod secret_ref;
 mod status;
 mod workloads;
 
+pub use auth::{AuthSpec, JwtSpec};
 pub use kafka::{DeletionPolicy, KafkaSpec, TopicSpec};
 pub use observability::{LogFormat, ObservabilitySpec};
 pub use platform::{NotificationPlatform, NotificationPlatformSpec, crd_yaml};

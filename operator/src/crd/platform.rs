@@ -4,6 +4,7 @@
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+use super::auth::AuthSpec;
 use super::kafka::KafkaSpec;
 use super::observability::ObservabilitySpec;
 use super::schedules::Schedule;
@@ -24,7 +25,7 @@ use super::workloads::{ApiSpec, ImageSpec, ProcessorSpec};
     shortname = "np",
     category = "herald",
     doc = "A Herald notification platform: api-server, processor, Kafka topics, batch schedules and observability.",
-    // Children are named `<platform>-<suffix>`; the longest suffix is `-dashboards`, and a
+    // Children are named `<platform>-<suffix>`; the longest suffix is `-api-metrics`, and a
     // CronJob name (platform + schedule) may not exceed 52 characters.
     validation = Rule::new("size(self.metadata.name) <= 40").message("metadata.name must be at most 40 characters"),
     validation = Rule::new("!has(self.spec.schedules) || self.spec.schedules.all(s, size(self.metadata.name) + 1 + size(s.name) <= 52)")
@@ -48,6 +49,12 @@ pub struct NotificationPlatformSpec {
     /// Redis connection URL, read by the pods from this Secret key.
     pub redis: SecretKeyRef,
     pub kafka: KafkaSpec,
+    /// Who may call the api-server. Unless `apiKeysSecretRef` or `insecureNoAuth` is set, the
+    /// operator creates the Secret `<name>-api-keys` once, with one admin API key, and never
+    /// overwrites or rotates it; read the key with
+    /// `kubectl get secret <name>-api-keys -o jsonpath='{.data.keys}' | base64 -d`.
+    #[serde(default)]
+    pub auth: AuthSpec,
     /// Batch jobs, one CronJob each.
     #[serde(default)]
     #[schemars(length(max = 20))]
@@ -96,6 +103,9 @@ mod tests {
         assert_eq!(topics, ["notifications", "notifications-dlq"]);
         assert!(spec.observability.grafana_dashboards);
         assert!(!spec.paused);
+        // Secure by default: neither open nor without keys (the operator generates them).
+        assert_eq!(spec.auth, AuthSpec::default());
+        assert!(!spec.auth.insecure_no_auth && spec.auth.allowed_origins.is_empty());
     }
 
     #[test]
@@ -106,6 +116,9 @@ mod tests {
             "x-kubernetes-list-map-keys",
             "notificationsTopic must name one of kafka.topics",
             "schedule must be a cron expression",
+            "jwt needs exactly one of",
+            "insecureNoAuth cannot be combined",
+            "jwksUrl must be an https:// URL",
         ] {
             assert!(crd.contains(needle), "CRD schema lacks {needle}");
         }

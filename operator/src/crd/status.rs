@@ -4,6 +4,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::secret_ref::SecretKeyRef;
+
 /// Observed state, written by the operator only when it changes.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -21,6 +23,11 @@ pub struct NotificationPlatformStatus {
     pub topics: Vec<TopicStatus>,
     #[serde(default)]
     pub schedules: Vec<ScheduleStatus>,
+    /// The Secret key the api-server reads its API keys from (none with `insecureNoAuth`). Read
+    /// it with `kubectl get secret <name> -o jsonpath='{.data.<key>}' | base64 -d`; a
+    /// generated Secret's key is `keys`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_keys: Option<SecretKeyRef>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]

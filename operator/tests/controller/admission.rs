@@ -37,6 +37,37 @@ async fn invalid_resources_are_rejected_by_the_api_server() {
             json!({"schedules": [{"name": "x", "schedule": "@daily", "job": "backup"}]}),
             "supported values",
         ),
+        (
+            json!({"auth": {"jwt": {
+                "secretRef": {"name": "jwt", "key": "hmac"},
+                "jwksUrl": "https://idp.example/jwks.json",
+            }}}),
+            "jwt needs exactly one of secretRef, publicKeySecretRef and jwksUrl",
+        ),
+        (
+            json!({"auth": {"jwt": {"issuer": "https://idp.example"}}}),
+            "jwt needs exactly one of secretRef, publicKeySecretRef and jwksUrl",
+        ),
+        (
+            json!({"auth": {"insecureNoAuth": true, "apiKeysSecretRef": {"name": "k", "key": "keys"}}}),
+            "insecureNoAuth cannot be combined with jwt or apiKeysSecretRef",
+        ),
+        (
+            json!({"auth": {"insecureNoAuth": true, "jwt": {"jwksUrl": "https://idp.example/jwks.json"}}}),
+            "insecureNoAuth cannot be combined with jwt or apiKeysSecretRef",
+        ),
+        (
+            json!({"auth": {"jwt": {"jwksUrl": "http://idp.example/jwks.json"}}}),
+            "jwksUrl must be an https:// URL",
+        ),
+        (
+            json!({"auth": {"jwt": {"jwksUrl": "idp.example/jwks.json"}}}),
+            "jwksUrl must be an https:// URL",
+        ),
+        (
+            json!({"auth": {"allowedOrigins": ["https://app.example/path"]}}),
+            "spec.auth.allowedOrigins[0]",
+        ),
     ];
     for (i, (extra, expected)) in cases.into_iter().enumerate() {
         let name = format!("invalid-{i}");
@@ -54,6 +85,33 @@ async fn invalid_resources_are_rejected_by_the_api_server() {
             message.contains(expected),
             "{extra}: expected {expected:?} in {message}"
         );
+    }
+}
+
+#[tokio::test]
+async fn valid_auth_settings_are_accepted() {
+    let env = start(&settings().kafka_brokers).await;
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    for (i, auth) in [
+        json!({"jwt": {"jwksUrl": "https://idp.example/.well-known/jwks.json", "issuer": "https://idp.example", "audience": "herald"}}),
+        json!({"jwt": {"jwksUrl": "http://keycloak.auth.svc:8080/realms/herald/protocol/openid-connect/certs"}}),
+        json!({"jwt": {"jwksUrl": "http://keycloak.auth.svc.cluster.local/certs"}}),
+        json!({"jwt": {"jwksUrl": "http://localhost:8080/jwks.json"}}),
+        json!({"jwt": {"publicKeySecretRef": {"name": "idp", "key": "public.pem"}}, "apiKeysSecretRef": {"name": "k", "key": "keys"}}),
+        json!({"insecureNoAuth": true, "allowedOrigins": ["https://app.example", "http://localhost:5173"]}),
+        json!({"allowedOrigins": ["*"]}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let platform =
+            NotificationPlatform::new(&format!("valid-{i}"), env.spec(json!({"auth": auth})));
+        if let Err(error) = env.platforms.create(&dry_run, &platform).await {
+            panic!("{auth} was refused: {error}");
+        }
     }
 }
 

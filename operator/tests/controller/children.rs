@@ -77,6 +77,15 @@ async fn creates_children_and_topics_then_becomes_ready() {
         .unwrap()[0];
     assert_eq!(port.port, 80);
     assert!(services.get_opt("demo-processor").await.unwrap().is_some());
+    // The api-server's unauthenticated metrics, apart from its (maybe public) Service.
+    let metrics = services
+        .get("demo-api-metrics")
+        .await
+        .unwrap()
+        .spec
+        .unwrap();
+    assert_eq!(metrics.ports.unwrap()[0].port, 9090);
+    assert_eq!(metrics.cluster_ip.as_deref(), Some("None"));
 
     let config_maps: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
     let config = config_maps.get("demo-config").await.unwrap().data.unwrap();
@@ -186,7 +195,7 @@ async fn prometheus_operator_objects_follow_the_toggles() {
         .iter()
         .map(|e| e["port"].as_str().unwrap())
         .collect();
-    assert_eq!(ports, ["http", "metrics"]);
+    assert_eq!(ports, ["metrics"]);
     assert!(rules.get_opt("mon").await.unwrap().is_some());
 
     env.patch_spec("mon", json!({"observability": {"serviceMonitor": false}}))

@@ -6,6 +6,7 @@
 mod common;
 
 mod admission;
+mod auth;
 mod children;
 mod deletion;
 mod kafka;
