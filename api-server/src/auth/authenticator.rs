@@ -5,8 +5,9 @@
 use std::sync::{Arc, PoisonError, RwLock};
 
 use super::api_keys::KeyRing;
-use super::jwt::{Expectations, TokenError, Verifier};
+use super::jwt::{Expectations, Verifier};
 use super::principal::Principal;
+use super::refusal::TokenError;
 
 pub struct Authenticator {
     off: bool,

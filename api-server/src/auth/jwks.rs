@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
-use super::jwt::{StaticKey, TokenError};
+use super::refusal::TokenError;
+use super::static_key::StaticKey;
 
 const REFETCH_AFTER: Duration = Duration::from_secs(10);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);

@@ -3,11 +3,13 @@
 //! RS*/PS*, an EC key ES*, an Ed25519 key EdDSA), so neither `alg: none` (which the decoder
 //! does not know) nor a token signed with the public key as an HMAC secret gets through.
 
+use jsonwebtoken::Validation;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
 use super::jwks::Jwks;
+use super::refusal::TokenError;
+use super::static_key::StaticKey;
 
 /// What the token must say besides its signature.
 #[derive(Debug, Clone, Default)]
@@ -16,46 +18,6 @@ pub struct Expectations {
     pub audience: Option<String>,
     /// Seconds of clock skew allowed on `exp` and `nbf`.
     pub leeway: u64,
-}
-
-/// A static verification key and the algorithms it allows.
-pub struct StaticKey {
-    key: DecodingKey,
-    algorithms: Vec<Algorithm>,
-}
-
-impl StaticKey {
-    pub fn hmac(secret: &[u8]) -> Result<Self, String> {
-        if secret.len() < 32 {
-            return Err("an HMAC secret must be at least 32 bytes".into());
-        }
-        Ok(Self {
-            key: DecodingKey::from_secret(secret),
-            algorithms: vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512],
-        })
-    }
-
-    /// An RSA, EC (P-256, P-384) or Ed25519 public key in PEM.
-    pub fn pem(pem: &[u8]) -> Result<Self, String> {
-        use Algorithm::{ES256, ES384, EdDSA, PS256, PS384, PS512, RS256, RS384, RS512};
-        if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
-            let algorithms = vec![RS256, RS384, RS512, PS256, PS384, PS512];
-            return Ok(Self { key, algorithms });
-        }
-        if let Ok(key) = DecodingKey::from_ec_pem(pem) {
-            let algorithms = vec![ES256, ES384];
-            return Ok(Self { key, algorithms });
-        }
-        if let Ok(key) = DecodingKey::from_ed_pem(pem) {
-            let algorithms = vec![EdDSA];
-            return Ok(Self { key, algorithms });
-        }
-        Err("not an RSA, EC or Ed25519 public key in PEM".into())
-    }
-
-    pub fn new(key: DecodingKey, algorithms: Vec<Algorithm>) -> Self {
-        Self { key, algorithms }
-    }
 }
 
 /// Where user tokens are verified against.
@@ -70,22 +32,6 @@ pub struct UserToken {
     pub user: String,
     /// Unix seconds.
     pub expires: u64,
-}
-
-/// Why a token was refused: a stable code and a message for the client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenError {
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl TokenError {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
-    }
 }
 
 #[derive(Deserialize)]

@@ -15,9 +15,11 @@ mod jwt;
 mod limits;
 mod origins;
 mod principal;
+mod refusal;
 mod scopes;
 mod settings;
 mod sources;
+mod static_key;
 
 pub use authenticator::Authenticator;
 pub use extract::{Caller, Publisher, Subscriber};

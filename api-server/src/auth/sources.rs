@@ -12,8 +12,9 @@ use tokio_util::sync::CancellationToken;
 use super::api_keys::{KeyRing, unhex};
 use super::authenticator::Authenticator;
 use super::jwks::Jwks;
-use super::jwt::{StaticKey, Verifier};
+use super::jwt::Verifier;
 use super::scopes::Scopes;
+use super::static_key::StaticKey;
 
 pub struct Sources {
     pub jwt_secret_file: Option<PathBuf>,

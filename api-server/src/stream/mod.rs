@@ -3,6 +3,7 @@
 //! (`replay`), with the same payloads (`wire`). The wire protocols themselves are in the
 //! `stream-protocols` crate; here is what connects them to the event log and the fan-out.
 
+mod audience;
 mod direct;
 mod gauges;
 mod hub;

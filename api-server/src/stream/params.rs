@@ -7,7 +7,6 @@ use axum::extract::rejection::QueryRejection;
 use herald_core::notification::check_user_id;
 
 use super::replay::Start;
-use crate::auth::{Denied, Principal};
 use crate::error::{ApiError, ApiResult};
 
 pub type RawQuery = Result<Query<HashMap<String, String>>, QueryRejection>;
@@ -32,27 +31,6 @@ impl StreamParams {
 
     pub fn start(&self) -> Start {
         self.since.map_or(Start::Live, Start::After)
-    }
-}
-
-/// Whose notifications a stream carries, and until when.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Audience {
-    /// Broadcasts and this user's notifications; `None`: everything.
-    pub user: Option<String>,
-    /// Unix seconds when the caller's credential expires.
-    pub expires: Option<u64>,
-}
-
-impl Audience {
-    /// What `caller` gets when asking for `requested` user's stream: a user their own, a
-    /// service with `read:all` whatever it asks for.
-    pub fn of(caller: &Principal, requested: Option<String>) -> Result<Self, Denied> {
-        let view = caller.view(requested)?;
-        Ok(Self {
-            user: view.visible_to.or(view.user),
-            expires: caller.expires(),
-        })
     }
 }
 

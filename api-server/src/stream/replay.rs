@@ -18,7 +18,7 @@ use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_util::sync::CancellationToken;
 
-use super::params::Audience;
+use super::audience::Audience;
 use super::window::WindowReads;
 use super::wire::Recovered;
 

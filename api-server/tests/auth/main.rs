@@ -9,10 +9,12 @@ mod common;
 #[path = "../streams/clients/mod.rs"]
 mod clients;
 
+mod algorithms;
 mod expiry;
 mod hostile;
 mod isolation;
 mod keys;
+mod limits;
 mod tokens;
 
 use std::path::PathBuf;

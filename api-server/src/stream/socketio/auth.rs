@@ -7,8 +7,9 @@ use herald_core::notification::check_user_id;
 use serde_json::Value;
 use stream_protocols::socketio;
 
+use crate::stream::audience::Audience;
 use crate::stream::hub::Hub;
-use crate::stream::params::{Audience, parse_sequence};
+use crate::stream::params::parse_sequence;
 use crate::stream::replay::Start;
 
 /// Who a client is, where it resumes and what it wants, from the handshake `auth`.

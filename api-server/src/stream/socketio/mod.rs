@@ -32,6 +32,7 @@
 mod auth;
 mod engine;
 mod polling;
+mod received;
 mod session;
 
 pub use session::{Session, TRANSPORT, event_frame};

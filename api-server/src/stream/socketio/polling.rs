@@ -17,7 +17,6 @@ use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use herald_core::db::DbError;
 use stream_protocols::engineio::{
     self, Packet, PacketType, Polling, Probe, ProbeStep, RequestError, Taken,
 };
@@ -28,9 +27,9 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::auth::admit;
 use super::engine;
-use super::session::{self, Before, TRANSPORT};
+use super::received::{Ending, Received, pump, receive};
+use super::session::{self, TRANSPORT};
 use crate::connection::Peer;
 use crate::stream::direct::{self, Protocol};
 use crate::stream::hub::Hub;
@@ -310,14 +309,6 @@ async fn probe(
     }
 }
 
-/// How a session ended.
-enum Ending {
-    /// With these packets (then Engine.IO's close, `1`).
-    Closing(Vec<String>),
-    /// The client closed it.
-    Closed,
-}
-
 /// What a session's task serves.
 struct Run {
     sid: String,
@@ -435,71 +426,6 @@ async fn run(session: Run, mut commands: mpsc::Receiver<Command>) {
     shared.outbox().close();
     shared.queued.notify_one();
     sessions.remove(&sid);
-}
-
-enum Received {
-    Reply(String),
-    /// The answer to the namespace connect: the stream has begun.
-    Connected(String),
-    End(Ending),
-    Nothing,
-}
-
-/// One packet the client POSTed.
-async fn receive(
-    packet: &str,
-    engine: &mut session::Session,
-    feed: &mut Option<Feed>,
-    hub: &Arc<Hub>,
-    address: Option<IpAddr>,
-) -> Received {
-    let message = match engine.receive(packet) {
-        engineio::Received::Message(message) => message,
-        engineio::Received::Close => return Received::End(Ending::Closed),
-        engineio::Received::Nothing => return Received::Nothing,
-    };
-    if session::is_disconnect(message) {
-        return Received::End(Ending::Closed);
-    }
-    let connected = feed.is_some();
-    match session::before_connect(packet.as_bytes()) {
-        Before::Connect(Err(refusal)) => Received::Reply(refusal),
-        Before::Connect(Ok(_)) if connected => Received::Nothing,
-        Before::Connect(Ok(resume)) => {
-            let resume_from = resume.last_sequence();
-            let audience = match admit(hub, &resume, address).await {
-                Ok(audience) => audience,
-                Err(refusal) => return Received::Reply(refusal),
-            };
-            match Feed::open(&hub.feeds, audience, resume.start).await {
-                Ok(opened) => {
-                    *feed = Some(opened);
-                    Received::Connected(session::connected_packet())
-                }
-                Err(error) => {
-                    // Where the client asked to resume is still where it should.
-                    let mut packets = vec![session::connected_packet()];
-                    packets.extend(engine.react(Err(error), resume_from).packets);
-                    Received::End(Ending::Closing(packets))
-                }
-            }
-        }
-        Before::Close => Received::End(Ending::Closed),
-        Before::Other => Received::Nothing,
-    }
-}
-
-/// The feed's next delivery while the outbox has `room`; otherwise, once the client is too
-/// far behind, that it is a slow consumer.
-async fn pump(feed: &mut Option<Feed>, room: bool) -> Result<Delivery, DbError> {
-    match feed {
-        Some(feed) if room => feed.next().await,
-        Some(feed) => {
-            feed.fell_behind().await;
-            Ok(Delivery::SlowConsumer)
-        }
-        None => std::future::pending().await,
-    }
 }
 
 fn text_response(body: String) -> Response {

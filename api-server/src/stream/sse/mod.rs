@@ -23,10 +23,11 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 
+use super::audience::Audience;
 use super::direct::{self, Protocol};
 use super::gauges::{ConnectionGauge, StreamCounters};
 use super::hub::Hub;
-use super::params::{Audience, RawQuery, StreamParams, parse_sequence};
+use super::params::{RawQuery, StreamParams, parse_sequence};
 use super::replay::{Delivery, Feed, Start};
 use super::stall::Watched;
 use crate::auth::Subscriber;

@@ -24,9 +24,10 @@ use axum::response::{IntoResponse, Response};
 use hyper::upgrade::OnUpgrade;
 use stream_protocols::websocket;
 
+use super::audience::Audience;
 use super::direct::{self, Protocol};
 use super::hub::Hub;
-use super::params::{Audience, RawQuery, StreamParams};
+use super::params::{RawQuery, StreamParams};
 use super::replay::Feed;
 use crate::auth::Subscriber;
 use crate::connection::Peer;
