@@ -10,6 +10,7 @@ mod common;
 mod clients;
 
 mod algorithms;
+mod browser;
 mod expiry;
 mod hostile;
 mod isolation;
@@ -80,6 +81,7 @@ impl Secured {
             ("JWT_AUDIENCE", tokens::AUDIENCE),
             ("API_KEYS_FILE", file.as_str()),
             ("AUTH_RELOAD_SECONDS", "1"),
+            ("RATE_LIMIT_CONNECT", "20"),
         ];
         vars.extend_from_slice(env);
         let server = match backing {

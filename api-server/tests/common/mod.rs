@@ -95,8 +95,9 @@ impl Server {
             .env("BIND_ADDRESS", "127.0.0.1")
             .env("HERALD_DATA_DIR", dir.path().join("data"))
             .env("LOG_FORMAT", "text")
-            // Most tests are about something else; tests/auth turns it back on.
+            // Most tests are about something else; tests/auth turns both back on.
             .env("HERALD_INSECURE_NO_AUTH", "true")
+            .env("RATE_LIMIT_CONNECT", "0")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("cloning the log handle"))
@@ -257,7 +258,7 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())

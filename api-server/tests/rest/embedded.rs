@@ -40,8 +40,8 @@ async fn embedded_mode_processes_notifications_in_process() {
     assert_eq!(delivered["status"], "delivered");
 }
 
-/// Browsers on another origin (the seed's React frontend on :3000) may call the API, and only
-/// the origins configured when a list is given.
+/// Browsers on another origin (the seed's React frontend on :3000) may call the API only when
+/// their origin is configured (or `*` is); by default none may.
 #[tokio::test]
 async fn cors_lets_configured_origins_call_the_api() {
     let preflight = |server: &Server, origin: &'static str| {
@@ -56,7 +56,15 @@ async fn cors_lets_configured_origins_call_the_api() {
             )
             .send()
     };
-    let open = Server::embedded(&[]).await;
+    let default = Server::embedded(&[]).await;
+    let response = preflight(&default, "http://localhost:3000").await.unwrap();
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    let open = Server::embedded(&[("CORS_ALLOWED_ORIGINS", "*")]).await;
     let response = preflight(&open, "http://localhost:3000").await.unwrap();
     assert!(response.status().is_success());
     assert_eq!(response.headers()["access-control-allow-origin"], "*");

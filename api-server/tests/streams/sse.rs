@@ -195,7 +195,15 @@ async fn the_stream_endpoints_are_in_the_openapi_document() {
         .iter()
         .filter_map(|p| p["name"].as_str())
         .collect();
-    assert_eq!(parameters, ["since", "userId", "Last-Event-ID"]);
+    assert_eq!(
+        parameters,
+        ["since", "userId", "access_token", "Last-Event-ID"]
+    );
+    assert_eq!(
+        sse["security"][2]["accessTokenQuery"],
+        serde_json::json!([]),
+        "{sse}"
+    );
     assert!(document["paths"]["/api/ws"]["get"]["responses"]["101"].is_object());
 }
 

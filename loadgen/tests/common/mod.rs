@@ -22,6 +22,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Server {
     child: Child,
     pub url: String,
+    /// The api-server's development API key (admin), which loadgen sends with `--token`;
+    /// empty for the other servers.
+    pub token: String,
     dir: PathBuf,
 }
 
@@ -45,8 +48,16 @@ impl Server {
             .env("PORT", port.to_string())
             .env("BIND_ADDRESS", "127.0.0.1")
             .env("HERALD_DATA_DIR", dir.join("data"))
-            .env("LOG_FORMAT", "text");
-        Self::spawn(command, port, dir, "/api/health")
+            .env("LOG_FORMAT", "text")
+            // Authentication stays on (the development key); a fan-out opens its clients at once.
+            .env("RATE_LIMIT_CONNECT", "0");
+        let mut server = Self::spawn(command, port, dir, "/api/health");
+        let key = server.dir.join("data/dev-api-key");
+        server.token = std::fs::read_to_string(&key)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", key.display()))
+            .trim()
+            .to_owned();
+        server
     }
 
     /// `loadgen ceiling-server`.
@@ -74,6 +85,7 @@ impl Server {
         let mut server = Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            token: String::new(),
             dir,
         };
         server.wait_healthy(port, health);

@@ -42,6 +42,7 @@ pub mod frames;
 /// Events: `notification` (created), `notification.updated` (status changed), `recovered`,
 /// `reset`, `error`, `shutdown`; each notification event's `id:` is its sequence number.
 #[utoipa::path(get, path = "/api/sse/notifications", tag = "streams",
+    security(("userToken" = []), ("apiKey" = []), ("accessTokenQuery" = [])),
     params(
         ("since" = Option<i64>, Query, description = "Replay events after this sequence, then go live"),
         ("userId" = Option<String>, Query, description = "Only broadcasts and this user's notifications (a user token: always its own)"),

@@ -37,6 +37,7 @@ pub mod frames;
 
 /// A WebSocket of JSON frames: `notification`, `notification.updated`, `recovered`, `reset`.
 #[utoipa::path(get, path = "/api/ws", tag = "streams",
+    security(("userToken" = []), ("apiKey" = []), ("accessTokenQuery" = [])),
     params(
         ("since" = Option<i64>, Query, description = "Replay events after this sequence, then go live"),
         ("userId" = Option<String>, Query, description = "Only broadcasts and this user's notifications (a user token: always its own)"),

@@ -99,42 +99,16 @@ async fn next_text(socket: &mut WebSocketStream<MaybeTlsStream<TcpStream>>) -> S
     }
 }
 
-/// The socket.io-client package, installed once per test run under the herald cache (never
-/// into the repository).
+/// The socket.io-client package, installed once per test run.
 async fn socket_io_client_modules() -> &'static PathBuf {
     static MODULES: OnceCell<PathBuf> = OnceCell::const_new();
     MODULES
-        .get_or_init(|| async {
-            let cache = std::env::var_os("HERALD_CACHE_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
-                        .join(".cache/herald")
-                });
-            let dir = cache.join("npm/socket.io-client-4");
-            let modules = dir.join("node_modules");
-            if !modules.join("socket.io-client/package.json").exists() {
-                std::fs::create_dir_all(&dir).expect("creating the npm cache directory");
-                let output = Command::new("npm")
-                    .args([
-                        "install",
-                        "--no-audit",
-                        "--no-fund",
-                        "--loglevel=error",
-                        "socket.io-client@4",
-                    ])
-                    .current_dir(&dir)
-                    .output()
-                    .await
-                    .expect("running npm (Node.js 20 and npm are needed for the Socket.IO tests)");
-                assert!(
-                    output.status.success(),
-                    "npm install socket.io-client@4 failed in {}:\n{}",
-                    dir.display(),
-                    String::from_utf8_lossy(&output.stderr)
-                );
-            }
-            modules
+        .get_or_init(|| {
+            super::npm::modules(
+                "socket.io-client-4",
+                "socket.io-client@4",
+                "socket.io-client",
+            )
         })
         .await
 }
