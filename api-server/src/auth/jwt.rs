@@ -46,10 +46,10 @@ impl Verifier {
         token: &str,
         expect: &Expectations,
     ) -> Result<UserToken, TokenError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|error| refusal(&error))?;
         match self {
             Self::Static(key) => check(token, key, expect),
             Self::Jwks(jwks) => {
+                let header = jsonwebtoken::decode_header(token).map_err(|error| refusal(&error))?;
                 let kid = header.kid.ok_or_else(|| {
                     TokenError::new("invalid_token", "the token names no key (kid)")
                 })?;
@@ -61,6 +61,20 @@ impl Verifier {
 }
 
 fn check(token: &str, key: &StaticKey, expect: &Expectations) -> Result<UserToken, TokenError> {
+    let validation = key.validation.get_or_init(|| validation(key, expect));
+    let claims = jsonwebtoken::decode::<Claims>(token, &key.key, validation)
+        .map_err(|error| refusal(&error))?
+        .claims;
+    herald_core::notification::check_user_id(&claims.sub).map_err(|problem| {
+        TokenError::new("invalid_token", format!("the token's sub {problem}"))
+    })?;
+    Ok(UserToken {
+        user: claims.sub,
+        expires: claims.exp.saturating_add(expect.leeway),
+    })
+}
+
+fn validation(key: &StaticKey, expect: &Expectations) -> Validation {
     let mut validation = Validation::new(key.algorithms[0]);
     validation.algorithms.clone_from(&key.algorithms);
     // A configured audience or issuer must be in the token, not merely right when present.
@@ -81,16 +95,7 @@ fn check(token: &str, key: &StaticKey, expect: &Expectations) -> Result<UserToke
     if let Some(issuer) = &expect.issuer {
         validation.set_issuer(&[issuer]);
     }
-    let claims = jsonwebtoken::decode::<Claims>(token, &key.key, &validation)
-        .map_err(|error| refusal(&error))?
-        .claims;
-    herald_core::notification::check_user_id(&claims.sub).map_err(|problem| {
-        TokenError::new("invalid_token", format!("the token's sub {problem}"))
-    })?;
-    Ok(UserToken {
-        user: claims.sub,
-        expires: claims.exp.saturating_add(expect.leeway),
-    })
+    validation
 }
 
 fn refusal(error: &jsonwebtoken::errors::Error) -> TokenError {

@@ -1,12 +1,17 @@
 //! A verification key of user tokens and the algorithms it allows: an HMAC secret HS*, an RSA
 //! key RS*/PS*, an EC key ES*, an Ed25519 key EdDSA; never another family.
 
-use jsonwebtoken::{Algorithm, DecodingKey};
+use std::sync::OnceLock;
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 /// A static verification key and the algorithms it allows.
 pub struct StaticKey {
     pub(super) key: DecodingKey,
     pub(super) algorithms: Vec<Algorithm>,
+    /// The checks a token must pass, built at the first token: they depend only on the key and
+    /// the process's settings, and building them allocates.
+    pub(super) validation: OnceLock<Validation>,
 }
 
 impl StaticKey {
@@ -17,6 +22,7 @@ impl StaticKey {
         Ok(Self {
             key: DecodingKey::from_secret(secret),
             algorithms: vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512],
+            validation: OnceLock::new(),
         })
     }
 
@@ -25,20 +31,24 @@ impl StaticKey {
         use Algorithm::{ES256, ES384, EdDSA, PS256, PS384, PS512, RS256, RS384, RS512};
         if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
             let algorithms = vec![RS256, RS384, RS512, PS256, PS384, PS512];
-            return Ok(Self { key, algorithms });
+            return Ok(Self::new(key, algorithms));
         }
         if let Ok(key) = DecodingKey::from_ec_pem(pem) {
             let algorithms = vec![ES256, ES384];
-            return Ok(Self { key, algorithms });
+            return Ok(Self::new(key, algorithms));
         }
         if let Ok(key) = DecodingKey::from_ed_pem(pem) {
             let algorithms = vec![EdDSA];
-            return Ok(Self { key, algorithms });
+            return Ok(Self::new(key, algorithms));
         }
         Err("not an RSA, EC or Ed25519 public key in PEM".into())
     }
 
     pub fn new(key: DecodingKey, algorithms: Vec<Algorithm>) -> Self {
-        Self { key, algorithms }
+        Self {
+            key,
+            algorithms,
+            validation: OnceLock::new(),
+        }
     }
 }
