@@ -2,18 +2,27 @@
 //! ring, anything else as a user JWT against the configured verifier. Both are swapped
 //! whole when their sources change (see [`super::sources`]), without a restart.
 
+use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use super::api_keys::KeyRing;
-use super::jwt::{Expectations, Verifier};
+use super::jwt::{Expectations, UserToken, Verifier};
 use super::principal::Principal;
 use super::refusal::TokenError;
+
+/// How many verified user tokens are remembered; when full, all are forgotten at once.
+const REMEMBERED: usize = 16_384;
 
 pub struct Authenticator {
     off: bool,
     expect: Expectations,
     verifier: RwLock<Option<Arc<Verifier>>>,
     keys: RwLock<Arc<KeyRing>>,
+    /// User tokens verified with the current verifier, until they expire: an app sends the
+    /// same token with every request, and a signature need not be checked twice. Only what
+    /// verified gets in, so garbage cannot fill it; a new verifier (a rotated secret)
+    /// empties it.
+    verified: RwLock<HashMap<String, UserToken>>,
 }
 
 impl Authenticator {
@@ -31,14 +40,21 @@ impl Authenticator {
             expect,
             verifier: RwLock::new(None),
             keys: RwLock::new(Arc::new(KeyRing::default())),
+            verified: RwLock::default(),
         }
     }
 
     pub fn set_verifier(&self, verifier: Option<Verifier>) {
+        // Locks in the order `remember` takes them: the cache, then the verifier.
+        let mut verified = self
+            .verified
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         *self
             .verifier
             .write()
             .unwrap_or_else(PoisonError::into_inner) = verifier.map(Arc::new);
+        verified.clear();
     }
 
     pub fn set_keys(&self, keys: KeyRing) {
@@ -99,10 +115,133 @@ impl Authenticator {
                     "this server accepts no user tokens, only API keys",
                 )
             })?;
-        let user = verifier.verify(token, &self.expect).await?;
+        let user = match self.remembered(token) {
+            Some(user) => user,
+            None => {
+                let user = verifier.verify(token, &self.expect).await?;
+                self.remember(token, &user, &verifier);
+                user
+            }
+        };
         Ok(Principal::User {
             id: user.user,
             expires: user.expires,
         })
+    }
+
+    fn remembered(&self, token: &str) -> Option<UserToken> {
+        let verified = self.verified.read().unwrap_or_else(PoisonError::into_inner);
+        verified
+            .get(token)
+            .filter(|user| user.expires > now())
+            .cloned()
+    }
+
+    /// Remembers `token` if `by` is still the verifier: one swapped in meanwhile (a rotated
+    /// secret) must check the token itself.
+    fn remember(&self, token: &str, user: &UserToken, by: &Arc<Verifier>) {
+        let mut verified = self
+            .verified
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let current = self.verifier.read().unwrap_or_else(PoisonError::into_inner);
+        if !current
+            .as_ref()
+            .is_some_and(|current| Arc::ptr_eq(current, by))
+        {
+            return;
+        }
+        drop(current);
+        if verified.len() >= REMEMBERED {
+            verified.clear();
+        }
+        verified.insert(token.to_owned(), user.clone());
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use jsonwebtoken::{EncodingKey, Header};
+    use serde_json::json;
+
+    use super::*;
+    use crate::auth::static_key::StaticKey;
+
+    const SECRET: &[u8] = b"a-secret-of-at-least-thirty-two-bytes";
+
+    fn token(secret: &[u8], exp: u64) -> String {
+        let claims = json!({"sub": "alice", "exp": exp});
+        jsonwebtoken::encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(secret),
+        )
+        .unwrap()
+    }
+
+    fn authenticator(secret: &[u8]) -> Authenticator {
+        let auth = Authenticator::new(Expectations::default());
+        auth.set_verifier(Some(Verifier::Static(StaticKey::hmac(secret).unwrap())));
+        auth
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_is_forgotten_when_it_expires_or_the_key_changes() {
+        let auth = authenticator(SECRET);
+        let valid = token(SECRET, now() + 60);
+        assert!(auth.authenticate(Some(&valid)).await.is_ok());
+        assert!(auth.remembered(&valid).is_some());
+        // Expired entries are not served, even if still in the map.
+        let current = auth.verifier.read().unwrap().clone().unwrap();
+        auth.remember(
+            "stale",
+            &UserToken {
+                user: "bob".into(),
+                expires: now() - 1,
+            },
+            &current,
+        );
+        assert!(auth.remembered("stale").is_none());
+        // A rotated secret: what the old one signed is checked again, and refused.
+        auth.set_verifier(Some(Verifier::Static(
+            StaticKey::hmac(b"another-secret-of-at-least-thirty-two-bytes").unwrap(),
+        )));
+        assert!(auth.remembered(&valid).is_none());
+        let refused = auth.authenticate(Some(&valid)).await.unwrap_err();
+        assert_eq!(refused.code, "invalid_signature");
+    }
+
+    #[tokio::test]
+    async fn only_verified_tokens_are_remembered_and_the_memory_is_bounded() {
+        let auth = authenticator(SECRET);
+        let forged = token(b"not-the-secret-not-the-secret-not-the-secret", now() + 60);
+        assert!(auth.authenticate(Some(&forged)).await.is_err());
+        assert!(auth.remembered(&forged).is_none());
+        let current = auth.verifier.read().unwrap().clone().unwrap();
+        for n in 0..REMEMBERED + 10 {
+            auth.remember(
+                &n.to_string(),
+                &UserToken {
+                    user: "u".into(),
+                    expires: u64::MAX,
+                },
+                &current,
+            );
+        }
+        assert!(auth.verified.read().unwrap().len() <= REMEMBERED);
+        // A verifier that is no longer current remembers nothing.
+        auth.set_verifier(Some(Verifier::Static(StaticKey::hmac(SECRET).unwrap())));
+        let user = UserToken {
+            user: "u".into(),
+            expires: u64::MAX,
+        };
+        auth.remember("late", &user, &current);
+        assert!(auth.remembered("late").is_none());
     }
 }
