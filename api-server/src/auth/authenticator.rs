@@ -22,7 +22,13 @@ pub struct Authenticator {
     /// same token with every request, and a signature need not be checked twice. Only what
     /// verified gets in, so garbage cannot fill it; a new verifier (a rotated secret)
     /// empties it.
-    verified: RwLock<HashMap<String, UserToken>>,
+    verified: RwLock<HashMap<String, Remembered>>,
+}
+
+/// A verified token, and the generation of the verifier's keys that verified it.
+struct Remembered {
+    user: UserToken,
+    generation: u64,
 }
 
 impl Authenticator {
@@ -115,11 +121,12 @@ impl Authenticator {
                     "this server accepts no user tokens, only API keys",
                 )
             })?;
-        let user = match self.remembered(token) {
+        let generation = verifier.generation();
+        let user = match self.remembered(token, generation) {
             Some(user) => user,
             None => {
                 let user = verifier.verify(token, &self.expect).await?;
-                self.remember(token, &user, &verifier);
+                self.remember(token, &user, &verifier, generation);
                 user
             }
         };
@@ -129,17 +136,32 @@ impl Authenticator {
         })
     }
 
-    fn remembered(&self, token: &str) -> Option<UserToken> {
+    fn remembered(&self, token: &str, generation: u64) -> Option<UserToken> {
         let verified = self.verified.read().unwrap_or_else(PoisonError::into_inner);
         verified
             .get(token)
-            .filter(|user| user.expires > now())
-            .cloned()
+            .filter(|known| known.generation == generation && known.user.expires > now())
+            .map(|known| known.user.clone())
     }
 
-    /// Remembers `token` if `by` is still the verifier: one swapped in meanwhile (a rotated
-    /// secret) must check the token itself.
-    fn remember(&self, token: &str, user: &UserToken, by: &Arc<Verifier>) {
+    /// Fetches the JWKS again, if that is where user tokens are verified.
+    pub async fn refresh_keys(&self) {
+        let verifier = self
+            .verifier
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(verifier) = verifier
+            && let Err(error) = verifier.refresh().await
+        {
+            tracing::warn!(%error, "could not fetch the JWKS; keeping the keys it had");
+        }
+    }
+
+    /// Remembers `token` as verified by `by` with the keys of `generation` (read before the
+    /// check), if `by` is still the verifier: one swapped in meanwhile (a rotated secret) must
+    /// check the token itself.
+    fn remember(&self, token: &str, user: &UserToken, by: &Arc<Verifier>, generation: u64) {
         let mut verified = self
             .verified
             .write()
@@ -155,7 +177,8 @@ impl Authenticator {
         if verified.len() >= REMEMBERED {
             verified.clear();
         }
-        verified.insert(token.to_owned(), user.clone());
+        let user = user.clone();
+        verified.insert(token.to_owned(), Remembered { user, generation });
     }
 }
 
@@ -196,7 +219,7 @@ mod tests {
         let auth = authenticator(SECRET);
         let valid = token(SECRET, now() + 60);
         assert!(auth.authenticate(Some(&valid)).await.is_ok());
-        assert!(auth.remembered(&valid).is_some());
+        assert!(auth.remembered(&valid, 0).is_some());
         // Expired entries are not served, even if still in the map.
         let current = auth.verifier.read().unwrap().clone().unwrap();
         auth.remember(
@@ -206,13 +229,14 @@ mod tests {
                 expires: now() - 1,
             },
             &current,
+            0,
         );
-        assert!(auth.remembered("stale").is_none());
+        assert!(auth.remembered("stale", 0).is_none());
         // A rotated secret: what the old one signed is checked again, and refused.
         auth.set_verifier(Some(Verifier::Static(
             StaticKey::hmac(b"another-secret-of-at-least-thirty-two-bytes").unwrap(),
         )));
-        assert!(auth.remembered(&valid).is_none());
+        assert!(auth.remembered(&valid, 0).is_none());
         let refused = auth.authenticate(Some(&valid)).await.unwrap_err();
         assert_eq!(refused.code, "invalid_signature");
     }
@@ -222,7 +246,7 @@ mod tests {
         let auth = authenticator(SECRET);
         let forged = token(b"not-the-secret-not-the-secret-not-the-secret", now() + 60);
         assert!(auth.authenticate(Some(&forged)).await.is_err());
-        assert!(auth.remembered(&forged).is_none());
+        assert!(auth.remembered(&forged, 0).is_none());
         let current = auth.verifier.read().unwrap().clone().unwrap();
         for n in 0..REMEMBERED + 10 {
             auth.remember(
@@ -232,6 +256,7 @@ mod tests {
                     expires: u64::MAX,
                 },
                 &current,
+                0,
             );
         }
         assert!(auth.verified.read().unwrap().len() <= REMEMBERED);
@@ -241,7 +266,7 @@ mod tests {
             user: "u".into(),
             expires: u64::MAX,
         };
-        auth.remember("late", &user, &current);
-        assert!(auth.remembered("late").is_none());
+        auth.remember("late", &user, &current, 0);
+        assert!(auth.remembered("late", 0).is_none());
     }
 }

@@ -4,7 +4,8 @@
 //! hammer the provider.
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
@@ -22,6 +23,10 @@ pub struct Jwks {
     keys: RwLock<HashMap<String, Arc<StaticKey>>>,
     /// When the set was last fetched; also serializes fetches.
     fetched: tokio::sync::Mutex<Option<Instant>>,
+    /// The document last fetched, and how many times it changed: what was verified with an
+    /// earlier set (whose key may be gone now) is checked again.
+    document: Mutex<String>,
+    generation: AtomicU64,
 }
 
 impl Jwks {
@@ -35,6 +40,8 @@ impl Jwks {
             client,
             keys: RwLock::default(),
             fetched: tokio::sync::Mutex::new(None),
+            document: Mutex::default(),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -63,18 +70,34 @@ impl Jwks {
         })
     }
 
-    /// Fetches the set now (at start-up, so the first requests need not wait).
+    /// How many times the set changed since the start.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Fetches the set now: at start-up, so the first requests need not wait, and every few
+    /// minutes, so a key the provider dropped is dropped here too. The number of keys.
     pub async fn refresh(&self) -> Result<usize, String> {
-        let set: JwkSet = self
+        let text = self
             .client
             .get(&self.url)
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
             .map_err(|error| error.without_url().to_string())?
-            .json()
+            .text()
             .await
-            .map_err(|error| format!("not a JWKS document: {}", error.without_url()))?;
+            .map_err(|error| error.without_url().to_string())?;
+        let set: JwkSet =
+            serde_json::from_str(&text).map_err(|error| format!("not a JWKS document: {error}"))?;
+        let mut document = self.document.lock().unwrap_or_else(PoisonError::into_inner);
+        if *document == text {
+            return Ok(self
+                .keys
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len());
+        }
         let keys: HashMap<String, Arc<StaticKey>> = set
             .keys
             .iter()
@@ -82,6 +105,8 @@ impl Jwks {
             .collect();
         let count = keys.len();
         *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
+        *document = text;
+        self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(count)
     }
 

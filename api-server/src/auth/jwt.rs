@@ -41,6 +41,23 @@ struct Claims {
 }
 
 impl Verifier {
+    /// Changes whenever the keys do: a token verified under another generation is checked
+    /// again. A static key never changes (a new one is a new verifier).
+    pub fn generation(&self) -> u64 {
+        match self {
+            Self::Static(_) => 0,
+            Self::Jwks(jwks) => jwks.generation(),
+        }
+    }
+
+    /// Fetches a JWKS again; nothing to do for a static key.
+    pub async fn refresh(&self) -> Result<(), String> {
+        match self {
+            Self::Static(_) => Ok(()),
+            Self::Jwks(jwks) => jwks.refresh().await.map(drop),
+        }
+    }
+
     pub async fn verify(
         &self,
         token: &str,

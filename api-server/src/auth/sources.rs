@@ -90,7 +90,11 @@ impl Sources {
     }
 }
 
-/// Until shutdown: reloads the files and the database's keys every `every`. A source that
+/// How often a JWKS is fetched again besides when a token names an unknown key.
+const JWKS_REFRESH: Duration = Duration::from_secs(300);
+
+/// Until shutdown: reloads the files and the database's keys every `every`, and a JWKS every
+/// [`JWKS_REFRESH`]. A source that
 /// fails to load keeps what was loaded before (a half-written Secret update must not lock
 /// everyone out), and says so in the log.
 pub async fn keep_loaded(
@@ -102,10 +106,15 @@ pub async fn keep_loaded(
 ) {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut jwks_fetched = tokio::time::Instant::now();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        if jwks && jwks_fetched.elapsed() >= JWKS_REFRESH {
+            jwks_fetched = tokio::time::Instant::now();
+            auth.refresh_keys().await;
         }
         if !jwks {
             match sources.static_verifier() {

@@ -129,7 +129,8 @@ async fn jwks_keys_verify_and_a_rotated_key_is_fetched_on_first_use() {
     ])
     .await;
     let claims = json!({"sub": "alice", "exp": now() + 60});
-    assert_eq!(status(&server, &ec.sign(&claims, Some("k1"))).await, 200);
+    let first_token = ec.sign(&claims, Some("k1"));
+    assert_eq!(status(&server, &first_token).await, 200);
     let (code, _, body) = call(
         &server,
         Method::GET,
@@ -165,6 +166,29 @@ async fn jwks_keys_verify_and_a_rotated_key_is_fetched_on_first_use() {
         (401, Some("unknown_key"))
     );
     assert_eq!(status(&server, &ed.sign(&claims, Some("k1"))).await, 401);
+    // The provider drops k1. Once the set is fetched again (an unknown kid, at most every
+    // 10 s), a token it signed is refused, although it verified before and was remembered.
+    assert_eq!(status(&server, &first_token).await, 200);
+    set.lock().unwrap()["keys"]
+        .as_array_mut()
+        .unwrap()
+        .remove(0);
+    tokio::time::sleep(std::time::Duration::from_millis(10_500)).await;
+    assert_eq!(status(&server, &ed.sign(&claims, Some("k8"))).await, 401);
+    let (code, _, body) = call(
+        &server,
+        Method::GET,
+        "/api/notifications",
+        Some(&first_token),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (401, Some("unknown_key")),
+        "{body}"
+    );
+    assert_eq!(status(&server, &ed.sign(&claims, Some("k2"))).await, 200);
 }
 
 #[tokio::test]
