@@ -153,7 +153,10 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             let client = redis::Client::open(url.as_str()).context("REDIS_URL")?;
             let connection = redis::aio::ConnectionManager::new(client)
                 .await
-                .with_context(|| format!("connecting to Redis at {url}"))?;
+                .with_context(|| {
+                    let url = herald_core::config::redacted(url);
+                    format!("connecting to Redis at {url}")
+                })?;
             let fanout = Fanout::redis(
                 url,
                 args.redis.fanout_channel.clone(),

@@ -2,12 +2,29 @@
 
 use clap::Args;
 
+/// `url` with its password, if any, replaced by `***`: what logs and error messages may show
+/// of a connection URL (`postgres://herald:***@db/herald`).
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
 /// Where the platform keeps its data.
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
     /// Database URL: postgres://user:pass@host/db, or sqlite://PATH for an embedded file.
     /// The api-server falls back to an embedded SQLite file when it is unset.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
     /// Connections in the database pool.
@@ -20,7 +37,7 @@ pub struct DatabaseArgs {
 pub struct RedisArgs {
     /// Redis URL (redis://host:6379). The api-server, when it is unset, keeps its cache and
     /// fan-out in process (one replica only).
-    #[arg(long, env = "REDIS_URL")]
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
     /// Pub/sub channel that carries events to every api-server replica.
@@ -54,7 +71,12 @@ pub struct KafkaArgs {
 
     /// Extra librdkafka settings as key=value, comma-separated, e.g.
     /// `security.protocol=SSL` for MSK with TLS.
-    #[arg(long, env = "KAFKA_PROPERTIES", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "KAFKA_PROPERTIES",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub kafka_properties: Vec<String>,
 }
 
@@ -101,5 +123,23 @@ mod tests {
         assert_eq!(config.get("bootstrap.servers"), Some("b:9092"));
         let error = kafka_args(&["acks"]).client_config("b:9092").unwrap_err();
         assert!(error.contains("\"acks\" is not key=value"), "{error}");
+    }
+
+    #[test]
+    fn passwords_in_urls_are_hidden() {
+        assert_eq!(
+            redacted("postgres://herald:s3cret@db:5432/herald?sslmode=require"),
+            "postgres://herald:***@db:5432/herald?sslmode=require"
+        );
+        assert_eq!(
+            redacted("redis://:s3cret@cache:6379"),
+            "redis://:***@cache:6379"
+        );
+        assert_eq!(redacted("rediss://user@cache/0"), "rediss://user@cache/0");
+        assert_eq!(
+            redacted("sqlite://herald-data/herald.db"),
+            "sqlite://herald-data/herald.db"
+        );
+        assert_eq!(redacted("not a url"), "not a url");
     }
 }

@@ -25,13 +25,13 @@ pub struct TargetArgs {
 
     /// Credential sent with REST requests (`Authorization: Bearer`): an API key with the
     /// scopes the scenario needs (publish, read:all), or a user token for reads.
-    #[arg(long, env = "LOADGEN_TOKEN")]
+    #[arg(long, env = "LOADGEN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
     /// Credential of the stream clients, if not --token: a user token, say. SSE sends it as
     /// `Authorization`, WebSocket as `?access_token=`, Socket.IO as the handshake's
     /// `auth.token`.
-    #[arg(long, env = "LOADGEN_STREAM_TOKEN")]
+    #[arg(long, env = "LOADGEN_STREAM_TOKEN", hide_env_values = true)]
     pub stream_token: Option<String>,
 }
 

@@ -174,7 +174,10 @@ pub async fn run(args: ConsumeArgs) -> Result<(), Failure> {
         shutdown.clone(),
     )
     .await
-    .with_context(|| format!("connecting to Redis at {redis_url}"))?;
+    .with_context(|| {
+        let url = herald_core::config::redacted(redis_url);
+        format!("connecting to Redis at {url}")
+    })?;
     let metrics = Metrics::new()?;
     let server = metrics
         .clone()

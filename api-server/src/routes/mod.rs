@@ -179,6 +179,18 @@ async fn method_not_allowed(request: Request) -> ApiError {
     )
 }
 
+/// The method as a metrics label and log field: the standard ones by name, any other (a
+/// client may send any token) as `other`, so clients cannot add series at will.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method.as_str())
+        .unwrap_or("other")
+}
+
 /// Reads W3C trace context from HTTP headers.
 struct HeaderCarrier<'a>(&'a axum::http::HeaderMap);
 
@@ -204,7 +216,7 @@ async fn record_request(
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str)
         .to_owned();
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method()).to_owned();
     let span = tracing::info_span!(
         "request",
         %method,

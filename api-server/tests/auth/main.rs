@@ -1,6 +1,7 @@
 //! Authentication and authorization of the real api-server binary: hostile credentials on
 //! every surface, users kept apart on every transport (replays included), tokens expiring
-//! during a stream, key rotation and revocation, and each kind of verification key.
+//! during a stream, key rotation and revocation, each kind of verification key, and secrets
+//! kept out of what the server shows.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -16,6 +17,7 @@ mod hostile;
 mod isolation;
 mod keys;
 mod limits;
+mod secrets;
 mod tokens;
 
 use std::path::PathBuf;

@@ -83,7 +83,7 @@ impl Db {
         } else if url.starts_with("sqlite:") {
             Backend::Sqlite
         } else {
-            return Err(DbError::UnsupportedUrl(url.to_owned()));
+            return Err(DbError::UnsupportedUrl(crate::config::redacted(url)));
         };
         let url = match backend {
             Backend::Sqlite if !url.contains("mode=") => {
