@@ -258,30 +258,27 @@ pub async fn list(
     Query(params): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
     let query = parse_list_query(&caller, &state, &params).await?;
-    let key = format!(
-        "v2|{}|{}|{}|{}|{}",
-        query.limit,
-        query
-            .before_sequence
-            .map_or(String::new(), |s| s.to_string()),
-        query.kind.map_or("", NotificationType::as_str),
-        query.user_id.as_deref().unwrap_or(""),
-        query.visible_to.as_deref().unwrap_or(""),
-    );
-    let generation = match state.cache.get(&key).await {
-        Ok(Lookup::Hit(page)) => {
-            state.metrics.cache_hits.inc();
-            return Ok(json_bytes(page));
-        }
-        Ok(Lookup::Miss(generation)) => {
-            state.metrics.cache_misses.inc();
-            generation
-        }
-        Err(error) => {
-            state.metrics.cache_errors.inc();
-            tracing::warn!(%error, "list cache unavailable; reading the database");
-            None
-        }
+    // Only the first page of each view is cached: its keys are as many as the views callers
+    // may have (limit x type x user seen), while `before` and a service's `userId` are values a
+    // client could vary without end to fill Redis, which also carries the fan-out.
+    let key = cache_key(&query);
+    let generation = match &key {
+        None => None,
+        Some(key) => match state.cache.get(key).await {
+            Ok(Lookup::Hit(page)) => {
+                state.metrics.cache_hits.inc();
+                return Ok(json_bytes(page));
+            }
+            Ok(Lookup::Miss(generation)) => {
+                state.metrics.cache_misses.inc();
+                generation
+            }
+            Err(error) => {
+                state.metrics.cache_errors.inc();
+                tracing::warn!(%error, "list cache unavailable; reading the database");
+                None
+            }
+        },
     };
     let notifications = state.db.list_notifications(&query).await?;
     let next_before = (notifications.len() == query.limit as usize)
@@ -294,11 +291,28 @@ pub async fn list(
         })
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?,
     );
-    if let Err(error) = state.cache.put(&key, generation, page.clone()).await {
+    if let Some(key) = &key
+        && let Err(error) = state.cache.put(key, generation, page.clone()).await
+    {
         state.metrics.cache_errors.inc();
         tracing::warn!(%error, "could not store a list page in the cache");
     }
     Ok(json_bytes(page))
+}
+
+/// The cache key of a list query, if it is one of the shapes that are cached: a first page,
+/// of everything or of one user's own view.
+fn cache_key(query: &ListQuery) -> Option<String> {
+    let own_view = query.user_id.is_none() || query.user_id == query.visible_to;
+    (query.before_sequence.is_none() && own_view).then(|| {
+        format!(
+            "v3|{}|{}|{}|{}",
+            query.limit,
+            query.kind.map_or("", NotificationType::as_str),
+            query.user_id.as_deref().unwrap_or(""),
+            query.visible_to.as_deref().unwrap_or(""),
+        )
+    })
 }
 
 async fn parse_list_query(
