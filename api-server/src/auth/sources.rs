@@ -26,23 +26,34 @@ pub struct Sources {
 impl Sources {
     /// The user token verifier the key files give, if any.
     pub fn static_verifier(&self) -> Result<Option<Verifier>, String> {
-        let read = |path: &PathBuf, what: &str| {
-            std::fs::read(path).map_err(|e| format!("reading the {what} {}: {e}", path.display()))
+        self.jwt_key()?
+            .map(|key| self.verifier_of(&key))
+            .transpose()
+    }
+
+    /// The contents of the JWT key file (the HMAC secret or the PEM), if one is configured.
+    fn jwt_key(&self) -> Result<Option<Vec<u8>>, String> {
+        let Some(path) = self
+            .jwt_secret_file
+            .as_ref()
+            .or(self.jwt_public_key_file.as_ref())
+        else {
+            return Ok(None);
         };
-        if let Some(path) = &self.jwt_secret_file {
-            let secret = read(path, "JWT secret")?;
-            let secret = secret.trim_ascii();
-            let key = StaticKey::hmac(secret)
-                .map_err(|e| format!("the JWT secret in {}: {e}", path.display()))?;
-            return Ok(Some(Verifier::Static(key)));
-        }
-        if let Some(path) = &self.jwt_public_key_file {
-            let pem = read(path, "JWT public key")?;
-            let key = StaticKey::pem(&pem)
-                .map_err(|e| format!("the JWT public key in {}: {e}", path.display()))?;
-            return Ok(Some(Verifier::Static(key)));
-        }
-        Ok(None)
+        std::fs::read(path)
+            .map(Some)
+            .map_err(|e| format!("reading the JWT key file {}: {e}", path.display()))
+    }
+
+    fn verifier_of(&self, key: &[u8]) -> Result<Verifier, String> {
+        let key = match (&self.jwt_secret_file, &self.jwt_public_key_file) {
+            (Some(path), _) => StaticKey::hmac(key.trim_ascii())
+                .map_err(|e| format!("the JWT secret in {}: {e}", path.display()))?,
+            (None, Some(path)) => StaticKey::pem(key)
+                .map_err(|e| format!("the JWT public key in {}: {e}", path.display()))?,
+            (None, None) => return Err("no JWT key file is configured".into()),
+        };
+        Ok(Verifier::Static(key))
     }
 
     /// The valid API keys: the keys file's and the database's unrevoked ones.
@@ -94,9 +105,9 @@ impl Sources {
 const JWKS_REFRESH: Duration = Duration::from_secs(300);
 
 /// Until shutdown: reloads the files and the database's keys every `every`, and a JWKS every
-/// [`JWKS_REFRESH`]. A source that
-/// fails to load keeps what was loaded before (a half-written Secret update must not lock
-/// everyone out), and says so in the log.
+/// [`JWKS_REFRESH`]. The JWT key is swapped only when its file changed, since a new verifier
+/// forgets the tokens it had verified. A source that fails to load keeps what was loaded
+/// before (a half-written Secret update must not lock everyone out), and says so in the log.
 pub async fn keep_loaded(
     auth: Arc<Authenticator>,
     sources: Sources,
@@ -107,6 +118,8 @@ pub async fn keep_loaded(
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut jwks_fetched = tokio::time::Instant::now();
+    // Unknown at first: the first reload swaps the key in once, whatever `load` read.
+    let mut jwt_key = None;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -117,8 +130,21 @@ pub async fn keep_loaded(
             auth.refresh_keys().await;
         }
         if !jwks {
-            match sources.static_verifier() {
-                Ok(verifier) => auth.set_verifier(verifier),
+            let changed = match sources.jwt_key() {
+                Ok(key) if jwt_key.as_ref() == Some(&key) => Ok(None),
+                Ok(key) => key
+                    .as_deref()
+                    .map(|bytes| sources.verifier_of(bytes))
+                    .transpose()
+                    .map(|verifier| Some((key, verifier))),
+                Err(error) => Err(error),
+            };
+            match changed {
+                Ok(Some((key, verifier))) => {
+                    auth.set_verifier(verifier);
+                    jwt_key = Some(key);
+                }
+                Ok(None) => {}
                 Err(error) => tracing::error!(%error, "keeping the previous JWT key"),
             }
         }
