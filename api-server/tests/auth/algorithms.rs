@@ -1,65 +1,53 @@
 //! Each kind of public key verifies its own tokens, and only with its own algorithms.
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use reqwest::Method;
 use serde_json::json;
 
-use crate::call;
+use crate::common::Server;
+use crate::list_as;
 use crate::tokens::{self, claims, now};
+
+/// A server verifying user tokens with this PEM public key; the file lives as long as the
+/// directory returned with it.
+async fn public_key_server(pem: &[u8], env: &[(&str, &str)]) -> (Server, tempfile::TempDir) {
+    let files = tempfile::tempdir().unwrap();
+    let public = files.path().join("key.pem");
+    std::fs::write(&public, pem).unwrap();
+    let public = public.display().to_string();
+    let mut vars = vec![
+        ("HERALD_INSECURE_NO_AUTH", "false"),
+        ("JWT_PUBLIC_KEY_FILE", public.as_str()),
+    ];
+    vars.extend_from_slice(env);
+    (Server::embedded(&vars).await, files)
+}
 
 #[tokio::test]
 async fn an_hmac_token_signed_with_the_public_key_is_refused_by_an_rsa_server() {
-    let files = tempfile::tempdir().unwrap();
-    let public = files.path().join("rsa.pem");
-    std::fs::write(&public, tokens::RSA_PUBLIC).unwrap();
-    let public = public.display().to_string();
-    let server = crate::common::Server::embedded(&[
-        ("HERALD_INSECURE_NO_AUTH", "false"),
-        ("JWT_PUBLIC_KEY_FILE", public.as_str()),
+    let env = [
         ("JWT_ISSUER", tokens::ISSUER),
         ("JWT_AUDIENCE", tokens::AUDIENCE),
-    ])
-    .await;
+    ];
+    let (server, _files) = public_key_server(tokens::RSA_PUBLIC, &env).await;
     // The classic confusion: the RSA public key used as an HMAC secret.
     let confused = tokens::sign(
         Header::new(Algorithm::HS256),
         &claims("alice"),
         &EncodingKey::from_secret(tokens::RSA_PUBLIC),
     );
-    let (status, _, body) = call(
-        &server,
-        Method::GET,
-        "/api/notifications",
-        Some(&confused),
-        None,
-    )
-    .await;
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (401, Some("invalid_algorithm")),
-        "{body}"
+        list_as(&server, &confused).await,
+        (401, "invalid_algorithm".into())
     );
-    let (status, _, body) = call(
-        &server,
-        Method::GET,
-        "/api/notifications",
-        Some(&tokens::rs256(&claims("alice"))),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    // PS256 with the same key is accepted too; a token for another audience is not.
+    let rs = tokens::rs256(&claims("alice"));
+    assert_eq!(list_as(&server, &rs).await, (200, String::new()));
+    // PS256 with the same key is accepted too.
     let ps = tokens::sign(
         Header::new(Algorithm::PS256),
         &claims("alice"),
         &EncodingKey::from_rsa_pem(tokens::RSA_PRIVATE).unwrap(),
     );
-    assert_eq!(
-        call(&server, Method::GET, "/api/notifications", Some(&ps), None)
-            .await
-            .0,
-        200
-    );
+    assert_eq!(list_as(&server, &ps).await, (200, String::new()));
 }
 
 #[tokio::test]
@@ -68,38 +56,17 @@ async fn es256_and_eddsa_public_keys_verify_their_tokens_only() {
         (tokens::es256(), tokens::ed25519()),
         (tokens::ed25519(), tokens::es256()),
     ] {
-        let files = tempfile::tempdir().unwrap();
-        let public = files.path().join("key.pem");
-        std::fs::write(&public, &key.public_pem).unwrap();
-        let public = public.display().to_string();
-        let server = crate::common::Server::embedded(&[
-            ("HERALD_INSECURE_NO_AUTH", "false"),
-            ("JWT_PUBLIC_KEY_FILE", public.as_str()),
-        ])
-        .await;
+        let (server, _files) = public_key_server(key.public_pem.as_bytes(), &[]).await;
         let good = key.sign(&json!({"sub": "alice", "exp": now() + 60}), None);
-        let (status, _, body) = call(
-            &server,
-            Method::GET,
-            "/api/notifications",
-            Some(&good),
-            None,
-        )
-        .await;
-        assert_eq!(status, 200, "{:?}: {body}", key.algorithm);
+        let answer = list_as(&server, &good).await;
+        assert_eq!(answer, (200, String::new()), "{:?}", key.algorithm);
         let foreign = other.sign(&json!({"sub": "alice", "exp": now() + 60}), None);
-        let (status, _, body) = call(
-            &server,
-            Method::GET,
-            "/api/notifications",
-            Some(&foreign),
-            None,
-        )
-        .await;
+        let answer = list_as(&server, &foreign).await;
         assert_eq!(
-            (status, body["error"]["code"].as_str()),
-            (401, Some("invalid_algorithm")),
-            "{body}"
+            answer,
+            (401, "invalid_algorithm".into()),
+            "{:?}",
+            key.algorithm
         );
     }
 }

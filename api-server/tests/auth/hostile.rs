@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::tokens::{self, claims, hs256, now, unsigned};
-use crate::{Secured, call, cli, for_user};
+use crate::{Secured, cli, for_user};
 
 struct Case {
     name: &'static str,
@@ -407,17 +407,7 @@ async fn every_hostile_credential_gets_its_exact_status_and_code() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // The refusals are counted by reason.
-    let (_, _, _) = call(server, Method::GET, "/metrics", Some(&keys.admin), None).await;
-    let metrics = server
-        .client()
-        .get(server.url("/metrics"))
-        .bearer_auth(&keys.admin)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = secured.metrics().await;
     assert!(
         metrics.contains(r#"herald_auth_failures_total{code="token_expired"} 2"#),
         "{metrics}"

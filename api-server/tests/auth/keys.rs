@@ -3,17 +3,14 @@
 
 use std::sync::{Arc, Mutex};
 
-use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::common::Server;
 use crate::tokens::{self, now};
-use crate::{Secured, call, cli, eventually};
+use crate::{Secured, cli, eventually, list_as, run_api_server};
 
 async fn status(server: &Server, token: &str) -> u16 {
-    call(server, Method::GET, "/api/notifications", Some(token), None)
-        .await
-        .0
+    list_as(server, token).await.0
 }
 
 #[tokio::test]
@@ -49,6 +46,31 @@ async fn a_rotated_keys_file_applies_without_a_restart_with_both_keys_valid_mean
     std::fs::write(&secured.keys.file, "new read:all hk_broken\n").unwrap();
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     assert_eq!(status(server, &new).await, 200);
+}
+
+#[tokio::test]
+async fn a_rotated_jwt_secret_applies_without_a_restart() {
+    let secured = Secured::embedded(&[]).await;
+    let server = &secured.server;
+    let old = tokens::user("alice");
+    // Verified, so remembered: the rotation must forget it.
+    assert_eq!(status(server, &old).await, 200);
+    let secret = "a-rotated-secret-that-is-long-enough-for-hs256";
+    std::fs::write(&secured.jwt_secret_file, secret).unwrap();
+    let new = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &tokens::claims("alice"),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap();
+    eventually("the new secret is used", async || {
+        status(server, &new).await == 200
+    })
+    .await;
+    assert_eq!(
+        list_as(server, &old).await,
+        (401, "invalid_signature".into())
+    );
 }
 
 #[tokio::test]
@@ -131,17 +153,9 @@ async fn jwks_keys_verify_and_a_rotated_key_is_fetched_on_first_use() {
     let claims = json!({"sub": "alice", "exp": now() + 60});
     let first_token = ec.sign(&claims, Some("k1"));
     assert_eq!(status(&server, &first_token).await, 200);
-    let (code, _, body) = call(
-        &server,
-        Method::GET,
-        "/api/notifications",
-        Some(&ec.sign(&claims, None)),
-        None,
-    )
-    .await;
     assert_eq!(
-        (code, body["error"]["code"].as_str()),
-        (401, Some("invalid_token"))
+        list_as(&server, &ec.sign(&claims, None)).await,
+        (401, "invalid_token".into())
     );
     // The provider adds an Ed25519 key; the first token naming it makes the server refetch.
     let mut second = ed.jwk.clone();
@@ -153,17 +167,9 @@ async fn jwks_keys_verify_and_a_rotated_key_is_fetched_on_first_use() {
         .push(second);
     assert_eq!(status(&server, &ed.sign(&claims, Some("k2"))).await, 200);
     // A kid nobody published, and a known kid with the other key's signature.
-    let (code, _, body) = call(
-        &server,
-        Method::GET,
-        "/api/notifications",
-        Some(&ed.sign(&claims, Some("k9"))),
-        None,
-    )
-    .await;
     assert_eq!(
-        (code, body["error"]["code"].as_str()),
-        (401, Some("unknown_key"))
+        list_as(&server, &ed.sign(&claims, Some("k9"))).await,
+        (401, "unknown_key".into())
     );
     assert_eq!(status(&server, &ed.sign(&claims, Some("k1"))).await, 401);
     // The provider drops k1. Once the set is fetched again (an unknown kid, at most every
@@ -175,18 +181,9 @@ async fn jwks_keys_verify_and_a_rotated_key_is_fetched_on_first_use() {
         .remove(0);
     tokio::time::sleep(std::time::Duration::from_millis(10_500)).await;
     assert_eq!(status(&server, &ed.sign(&claims, Some("k8"))).await, 401);
-    let (code, _, body) = call(
-        &server,
-        Method::GET,
-        "/api/notifications",
-        Some(&first_token),
-        None,
-    )
-    .await;
     assert_eq!(
-        (code, body["error"]["code"].as_str()),
-        (401, Some("unknown_key")),
-        "{body}"
+        list_as(&server, &first_token).await,
+        (401, "unknown_key".into())
     );
     assert_eq!(status(&server, &ed.sign(&claims, Some("k2"))).await, 200);
 }
@@ -194,24 +191,16 @@ async fn jwks_keys_verify_and_a_rotated_key_is_fetched_on_first_use() {
 #[tokio::test]
 async fn a_server_without_any_credential_refuses_to_start_unless_told_insecure() {
     let backing = crate::common::Backing::real().await;
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_api-server"))
-        .env("DATABASE_URL", &backing.database.url)
-        .env_remove("REDIS_URL")
-        .env_remove("KAFKA_BROKERS")
-        .env_remove("HERALD_INSECURE_NO_AUTH")
-        .env("PORT", "0")
-        .output()
-        .await
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let url = backing.database.url.as_str();
+    let env = [("DATABASE_URL", url), ("HERALD_INSECURE_NO_AUTH", "false")];
+    let (ok, error) = run_api_server(&[], &env).await;
+    assert!(!ok);
     assert!(
-        stderr.contains("no credential is configured") && stderr.contains("--insecure-no-auth"),
-        "{stderr}"
+        error.contains("no credential is configured") && error.contains("--insecure-no-auth"),
+        "{error}"
     );
     // Told so, it starts, and says at every start that authentication is off.
-    let server = crate::common::Backing::real().await;
-    let insecure = Server::start(&server, &[("HERALD_INSECURE_NO_AUTH", "true")]).await;
+    let insecure = Server::start(&backing, &[("HERALD_INSECURE_NO_AUTH", "true")]).await;
     assert!(
         insecure.log().contains("authentication is OFF"),
         "{}",

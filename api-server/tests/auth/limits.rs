@@ -74,16 +74,7 @@ async fn rate_limits_answer_429_with_retry_after() {
         open.push(response);
     }
     assert_eq!(connects, [200, 200, 429]);
-    let metrics = server
-        .client()
-        .get(server.url("/metrics"))
-        .bearer_auth(&secured.keys.admin)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = secured.metrics().await;
     for limit in ["publish", "connect", "auth_failures"] {
         assert!(
             metrics.contains(&format!("herald_rate_limited_total{{limit=\"{limit}\"}} 1")),

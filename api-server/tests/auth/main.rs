@@ -40,6 +40,8 @@ pub struct Keys {
 pub struct Secured {
     pub server: Server,
     pub keys: Keys,
+    /// Holds [`tokens::SECRET`]; rewrite it to rotate the secret.
+    pub jwt_secret_file: PathBuf,
     _files: tempfile::TempDir,
 }
 
@@ -93,8 +95,21 @@ impl Secured {
         Self {
             server,
             keys,
+            jwt_secret_file: files.path().join("jwt-secret"),
             _files: files,
         }
+    }
+
+    /// `/metrics`, read with the admin key.
+    pub async fn metrics(&self) -> String {
+        let (server, admin) = (&self.server, &self.keys.admin);
+        let request = server
+            .client()
+            .get(server.url("/metrics"))
+            .bearer_auth(admin);
+        let response = request.send().await.expect("GET /metrics");
+        assert_eq!(response.status(), 200, "GET /metrics with the admin key");
+        response.text().await.expect("reading /metrics")
     }
 
     /// Creates a notification with the publisher key.
@@ -143,6 +158,42 @@ pub fn for_user(message: &str, user: &str) -> Value {
 
 pub fn broadcast(message: &str) -> Value {
     json!({"message": message, "type": "info"})
+}
+
+/// `GET /api/notifications` with `token`: the status and the error code (empty if none).
+pub async fn list_as(server: &Server, token: &str) -> (u16, String) {
+    let (status, _, body) =
+        call(server, Method::GET, "/api/notifications", Some(token), None).await;
+    let code = body["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    (status, code)
+}
+
+/// Runs the `api-server` binary to its end, outside any test server: with authentication off
+/// and an empty data directory unless `env` says otherwise. Whether it succeeded, and what
+/// it printed (stdout, then stderr).
+pub async fn run_api_server(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let data = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_api-server"))
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env_remove("KAFKA_BROKERS")
+        .env("HERALD_INSECURE_NO_AUTH", "true")
+        .env("HERALD_DATA_DIR", data.path())
+        .env("PORT", "0")
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .expect("running api-server");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
 }
 
 /// Runs `api-server` with these arguments on `server`'s embedded database; its stdout.
