@@ -247,6 +247,8 @@ async fn streams_work_as_a_connections_first_request_and_after_others() {
             "{head}"
         );
         assert!(head.contains("transfer-encoding: chunked\r\n"), "{head}");
+        // The socket serves no request after the stream: clients must not pool it.
+        assert!(head.contains("connection: close\r\n"), "{head}");
     }
 
     let created = server.create(broadcast("to both")).await;

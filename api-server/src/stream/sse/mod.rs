@@ -73,16 +73,20 @@ pub async fn notifications(
     };
     let audience = Audience::of(&caller, params.user_id)?;
     let feed = Feed::open(&hub.feeds, audience, start).await?;
-    let body = if version == Version::HTTP_11 {
-        // The usual case: after the head, the socket is served directly.
-        peer.detach.body(move |socket| {
+    if version == Version::HTTP_11 {
+        // The usual case: after the head, the socket is served directly. It serves nothing
+        // after the stream, so the head says so: a client that pooled the connection once the
+        // stream ended (its last chunk is a proper end) would send its next request to a
+        // socket the server has closed.
+        let body = peer.detach.body(move |socket| {
             direct::serve(socket, Protocol::Sse, Vec::new(), feed, &hub.direct);
-        })
-    } else {
-        // HTTP/1.0 (no chunked body to continue) and HTTP/2 (a shared connection) stay with
-        // hyper.
-        Body::from_stream(events(feed, &hub, peer.kill))
-    };
+        });
+        let close = [(header::CONNECTION, "close")];
+        return Ok((head(), close, body).into_response());
+    }
+    // HTTP/1.0 (no chunked body to continue) and HTTP/2 (a shared connection) stay with
+    // hyper.
+    let body = Body::from_stream(events(feed, &hub, peer.kill));
     Ok((head(), body).into_response())
 }
 
